@@ -1,0 +1,1 @@
+"""Frame sources (camera, video file, image folder, synthetic) and the capture thread."""

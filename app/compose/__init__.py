@@ -1,0 +1,1 @@
+"""Backgrounds and the compositor, as tensor operations on the engine's device."""

@@ -1,0 +1,1 @@
+"""Frame sinks: the virtual camera and the recorder."""
