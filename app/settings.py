@@ -128,7 +128,8 @@ def parse_ratio(text: str | float | None) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise SettingsError(f"Downsample ratio '{text}' must be 'auto' or a number in (0, 1].")
+        msg = f"Downsample ratio '{text}' must be 'auto' or a number in (0, 1]."
+        raise SettingsError(msg) from None
     if not 0 < value <= 1:
         raise SettingsError(f"Downsample ratio {value:g} must be in (0, 1], e.g. 0.375 for 720p.")
     return value
@@ -151,7 +152,7 @@ class Settings:
         pace: ``realtime`` (a file behaves like a camera) or ``none`` (every frame, in order).
         loop: loop a file source.
         background: what replaces the background.
-        use_fgr: composite the network's predicted foreground (no colour spill) instead of raw pixels.
+        use_fgr: composite the predicted foreground (no colour spill) instead of raw pixels.
         mirror: mirror the output horizontally.
         variant: network variant.
         checkpoint: weights file; None uses the cached official weights.

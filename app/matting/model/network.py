@@ -1,0 +1,112 @@
+"""The Robust Video Matting network: encoder, LR-ASPP, recurrent decoder, projection, refiner.
+
+The module is stateless: the caller passes the recurrent state ``r1..r4`` in and gets the new
+state back, so one network can serve many streams.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .decoder import RecurrentDecoder
+from .lraspp import LRASPP
+from .mobilenetv3 import MobileNetV3LargeEncoder
+from .refiner import DeepGuidedFilterRefiner, FastGuidedFilterRefiner
+from .resnet import ResNet50Encoder
+
+VARIANTS = {
+    # encoder, LR-ASPP out channels, decoder channels (decode3, decode2, decode1, decode0)
+    "mobilenetv3": (MobileNetV3LargeEncoder, 128, [80, 40, 32, 16]),
+    "resnet50": (ResNet50Encoder, 256, [128, 64, 32, 16]),
+}
+REFINERS = {
+    "deep_guided_filter": DeepGuidedFilterRefiner,
+    "fast_guided_filter": FastGuidedFilterRefiner,
+}
+
+
+class Projection(nn.Module):
+    """1x1 convolution with bias."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class MattingNetwork(nn.Module):
+    """RVM: ``forward(src, r1, r2, r3, r4, downsample_ratio) -> [fgr, pha, r1, r2, r3, r4]``.
+
+    Args:
+        variant: ``mobilenetv3`` or ``resnet50``.
+        refiner: ``deep_guided_filter`` (the trained one) or ``fast_guided_filter``.
+    """
+
+    def __init__(self, variant: str = "mobilenetv3", refiner: str = "deep_guided_filter"):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"Unknown variant '{variant}': choose one of {', '.join(VARIANTS)}.")
+        if refiner not in REFINERS:
+            raise ValueError(f"Unknown refiner '{refiner}': choose one of {', '.join(REFINERS)}.")
+        encoder, aspp_channels, decoder_channels = VARIANTS[variant]
+        self.variant = variant
+        self.backbone = encoder()
+        feature_channels = list(encoder.channels)
+        self.aspp = LRASPP(feature_channels[3], aspp_channels)
+        self.decoder = RecurrentDecoder([*feature_channels[:3], aspp_channels], decoder_channels)
+        self.project_mat = Projection(decoder_channels[3], 4)
+        self.project_seg = Projection(decoder_channels[3], 1)
+        self.refiner = REFINERS[refiner](decoder_channels[3])
+
+    def forward(
+        self,
+        src: Tensor,
+        r1: Tensor | None = None,
+        r2: Tensor | None = None,
+        r3: Tensor | None = None,
+        r4: Tensor | None = None,
+        downsample_ratio: float = 1.0,
+        segmentation_pass: bool = False,
+    ) -> list[Tensor]:
+        """Mattes ``src`` (RGB 0..1, ``[B, 3, H, W]`` or ``[B, T, 3, H, W]``).
+
+        Returns:
+            ``[fgr, pha, r1, r2, r3, r4]`` (``[seg, r1, r2, r3, r4]`` for a segmentation pass);
+            fgr and pha have the rank and size of ``src``; the state is rank 4.
+        """
+        seq = src.dim() == 5
+        t = src.shape[1] if seq else 1
+        lead = src.shape[:2] if seq else src.shape[:1]
+        x = src.flatten(0, 1) if seq else src
+        if downsample_ratio != 1.0:
+            x_sm = F.interpolate(
+                x,
+                scale_factor=downsample_ratio,
+                mode="bilinear",
+                align_corners=False,
+                recompute_scale_factor=False,
+            )
+        else:
+            x_sm = x
+        f1, f2, f3, f4 = self.backbone(x_sm)
+        f4 = self.aspp(f4)
+        hid, r1, r2, r3, r4 = self.decoder(x_sm, f1, f2, f3, f4, r1, r2, r3, r4, t)
+        if segmentation_pass:
+            seg = self.project_seg(hid)
+            return [seg.reshape(lead + seg.shape[1:]), r1, r2, r3, r4]
+        fgr_res, pha = self.project_mat(hid).split([3, 1], dim=1)
+        if downsample_ratio != 1.0:
+            fgr_res, pha = self.refiner(x, x_sm, fgr_res, pha, hid)
+        fgr = (fgr_res + x).clamp(0.0, 1.0)
+        pha = pha.clamp(0.0, 1.0)
+        return [
+            fgr.reshape(lead + fgr.shape[1:]),
+            pha.reshape(lead + pha.shape[1:]),
+            r1,
+            r2,
+            r3,
+            r4,
+        ]
