@@ -76,7 +76,7 @@ def test_transparent_output_is_foreground_with_alpha(frames) -> None:
     _, fgr_u8, src, fgr, _ = frames
     pha = torch.linspace(0, 1, W).view(1, 1, 1, W).expand(1, 1, H, W)
     out = Compositor().compose(
-        src, fgr, pha, make_background(Background("transparent"), "cpu", None)
+        src, fgr, pha, make_background(Background("transparent"), "cpu", torch.float32)
     )
     assert out.shape == (H, W, 4)
     expected_alpha = np.floor(np.linspace(0, 1, W, dtype=np.float32) * 255 + 0.5).astype(np.uint8)
@@ -258,7 +258,9 @@ def test_blur_keeps_the_person_out_of_the_background() -> None:
 
 def test_blur_compose_end_to_end(frames) -> None:
     _, _, src, fgr, pha = frames
-    out = Compositor().compose(src, fgr, pha, make_background(Background("blur"), "cpu", None))
+    out = Compositor().compose(
+        src, fgr, pha, make_background(Background("blur"), "cpu", torch.float32)
+    )
     assert out.shape == (H, W, 3)
     assert np.array_equal(out[:, 2 * W // 3 :], frames[1][:, 2 * W // 3 :])
 

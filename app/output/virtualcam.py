@@ -1,0 +1,264 @@
+"""The virtual webcam that meeting apps read, fed at a steady frame rate from its own thread.
+
+``pyvirtualcam`` drives the OS driver (v4l2loopback on Linux, the OBS Virtual Camera on Windows and
+macOS). The sink's thread owns the camera: it sends the newest frame at the declared rate and
+repeats the last one when nothing new arrived, so apps see a steady camera however fast the matting
+runs. :meth:`VirtualCameraSink.send` only swaps a reference and never blocks.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+
+import cv2
+import numpy as np
+import pyvirtualcam
+from pyvirtualcam import PixelFormat
+from pyvirtualcam.camera import BACKENDS
+
+from app.output.base import OutputError, Sink
+
+__all__ = [
+    "LINUX_COMMAND",
+    "VirtualCameraSink",
+    "VirtualCameraUnavailable",
+    "available_backends",
+    "guidance",
+    "register_backend",
+    "unregister_backend",
+]
+
+LINUX_COMMAND = (
+    'sudo modprobe v4l2loopback devices=1 video_nr=10 card_label="mattecam" exclusive_caps=1'
+)
+
+
+class VirtualCameraUnavailable(OutputError):
+    """No virtual camera driver could be opened; the message says how to install one.
+
+    Attributes:
+        detail: what the backends reported, for logs.
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def guidance(os_name: str | None = None) -> str:
+    """What to do so that a virtual camera exists on an operating system.
+
+    Args:
+        os_name: ``Linux``, ``Windows`` or ``Darwin`` (``macOS`` also works); None means this
+            machine's.
+
+    Returns:
+        Instructions for a user, in a few sentences.
+    """
+    name = (os_name or platform.system()).strip().lower()
+    if name.startswith("linux"):
+        return (
+            "Install the v4l2loopback driver (sudo apt install v4l2loopback-dkms), then load it "
+            f"with: {LINUX_COMMAND} (exclusive_caps=1 lets Chrome and Meet see the camera), and "
+            "start mattecam again."
+        )
+    if name.startswith(("win", "darwin", "mac", "osx")):
+        return (
+            "Install OBS Studio (version 28 or newer), open it once and click 'Start Virtual "
+            "Camera' so its driver is registered, then close OBS and start mattecam again."
+        )
+    return (
+        "Virtual cameras need v4l2loopback on Linux or the OBS Studio Virtual Camera on Windows "
+        "and macOS; install the one for your system and start mattecam again."
+    )
+
+
+def register_backend(name: str, cls: type) -> None:
+    """Makes a virtual camera backend available under a name (pyvirtualcam's registry).
+
+    Args:
+        name: backend name, passed as ``backend=`` to :class:`VirtualCameraSink`.
+        cls: a class with pyvirtualcam's backend interface: keyword-only constructor
+            ``(width, height, fps, fourcc, device, **kw)``, ``send(frame_1d)``, ``close()``,
+            ``device()`` and ``native_fourcc()``.
+    """
+    pyvirtualcam.register_backend(name, cls)
+
+
+def unregister_backend(name: str) -> None:
+    """Removes a backend registered with :func:`register_backend` (unknown names are ignored).
+
+    Args:
+        name: backend name.
+    """
+    BACKENDS.pop(name, None)
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that can be asked for on this machine."""
+    return list(BACKENDS)
+
+
+class VirtualCameraSink(Sink):
+    """Sends frames to a virtual webcam at a steady rate.
+
+    Frames of any size are accepted (they are resized to the camera's), RGBA frames lose their
+    alpha. The sink keeps a reference to the newest frame: do not write into a frame after sending
+    it. Before the first frame, black frames go out so the camera appears at once.
+    """
+
+    channels = (3, 4)
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        device: str | None = None,
+        backend: str | None = None,
+        fmt: PixelFormat = PixelFormat.RGB,
+        start_timeout: float = 10.0,
+    ) -> None:
+        """Opens the virtual camera on the sink's thread and waits until it is ready.
+
+        Args:
+            width: camera width in pixels.
+            height: camera height in pixels.
+            fps: frame rate the camera announces and is fed at.
+            device: device to use (e.g. ``/dev/video10``); None lets the backend pick.
+            backend: pyvirtualcam backend name (``v4l2loopback``, ``obs``, ``unitycapture`` or a
+                registered one); None tries every available backend.
+            fmt: pixel format handed to the backend: ``PixelFormat.RGB`` or ``PixelFormat.BGR``.
+            start_timeout: seconds to wait for the camera to open.
+
+        Raises:
+            ValueError: impossible size, rate or format.
+            VirtualCameraUnavailable: no driver or device could be opened.
+        """
+        if width < 1 or height < 1:
+            raise ValueError(f"Camera size {width}x{height} is impossible.")
+        if not 0 < fps <= 240:
+            raise ValueError(f"Camera frame rate {fps:g} must be above 0 and at most 240.")
+        if fmt not in (PixelFormat.RGB, PixelFormat.BGR):
+            raise ValueError(f"Pixel format {fmt} is not supported: use RGB or BGR.")
+        if backend is not None and backend not in BACKENDS:
+            known = ", ".join(available_backends()) or "none"
+            raise VirtualCameraUnavailable(
+                f"Virtual camera backend '{backend}' does not exist on this system (available: "
+                f"{known}). {guidance()}",
+                detail=f"unknown backend {backend!r}",
+            )
+        self.width, self.height, self.declared_fps = int(width), int(height), float(fps)
+        self.fmt = fmt
+        self._requested_device = device
+        self._backend_name = backend
+        self._lock = threading.Lock()
+        self._pending: np.ndarray | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._camera: pyvirtualcam.Camera | None = None
+        self._startup_error: str | None = None
+        self._error: str | None = None
+        self._device = ""
+        self._frames_sent = 0
+        self._frames_new = 0
+        self._thread = threading.Thread(target=self._run, name="virtual-camera", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(start_timeout):
+            self._closed = True
+            self._stop.set()
+            raise VirtualCameraUnavailable(
+                f"The virtual camera did not open within {start_timeout:g} s. {guidance()}",
+                detail="timeout",
+            )
+        if self._startup_error is not None:
+            self._closed = True
+            self._thread.join(timeout=2.0)
+            raise VirtualCameraUnavailable(
+                f"No virtual camera is available. {guidance()}", detail=self._startup_error
+            )
+
+    @property
+    def device(self) -> str:
+        """The device name the backend reports (e.g. ``/dev/video10``, ``OBS Virtual Camera``)."""
+        return self._device
+
+    @property
+    def backend(self) -> str:
+        """The backend in use."""
+        return self._backend_name or ""
+
+    @property
+    def frames_sent(self) -> int:
+        """Frames handed to the driver, repeats included."""
+        return self._frames_sent
+
+    @property
+    def frames_new(self) -> int:
+        """Distinct frames that reached the driver (the rest were repeats)."""
+        return self._frames_new
+
+    @property
+    def fps(self) -> float:
+        """The measured rate at which frames reach the driver."""
+        camera = self._camera
+        return float(camera.current_fps) if camera is not None else 0.0
+
+    def _send(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise OutputError(f"The virtual camera stopped ({self._error}); restart it.")
+        with self._lock:
+            self._pending = frame
+
+    def _convert(self, frame: np.ndarray) -> np.ndarray:
+        """Makes a frame what the backend takes: camera size, 3 channels, the chosen order."""
+        if frame.shape[2] == 4:
+            frame = frame[:, :, :3]
+        if frame.shape[:2] != (self.height, self.width):
+            shrinking = frame.shape[0] > self.height
+            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            frame = cv2.resize(frame, (self.width, self.height), interpolation=interpolation)
+        if self.fmt == PixelFormat.BGR:
+            frame = frame[:, :, ::-1]
+        return np.ascontiguousarray(frame)
+
+    def _run(self) -> None:
+        try:
+            camera = pyvirtualcam.Camera(
+                self.width,
+                self.height,
+                self.declared_fps,
+                fmt=self.fmt,
+                device=self._requested_device,
+                backend=self._backend_name,
+            )
+            self._device = str(camera.device)
+            self._backend_name = camera.backend
+        except Exception as exc:  # pyvirtualcam reports every backend's failure as one error
+            self._startup_error = str(exc) or type(exc).__name__
+            self._ready.set()
+            return
+        self._camera = camera
+        self._ready.set()
+        current = np.zeros((self.height, self.width, 3), np.uint8)
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    frame, self._pending = self._pending, None
+                if frame is not None:
+                    current = self._convert(frame)
+                    self._frames_new += 1
+                camera.send(current)
+                self._frames_sent += 1
+                camera.sleep_until_next_frame()
+        except Exception as exc:  # device vanished or driver failed: report on the next send()
+            self._error = str(exc) or type(exc).__name__
+        finally:
+            camera.close()
+
+    def _close(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0 + 1.0 / self.declared_fps)
