@@ -36,7 +36,7 @@ class ConvGRU(nn.Module):
         if t == 1:
             h = self.step(x, h)
             return h, h
-        xs = x.reshape([x.shape[0] // t, t] + x.shape[1:])
+        xs = x.reshape([x.shape[0] // t, t] + list(x.shape[1:]))
         outs: list[Tensor] = []
         for i in range(t):
             h = self.step(xs[:, i], h)

@@ -43,6 +43,10 @@ class MattingNetwork(nn.Module):
     Args:
         variant: ``mobilenetv3`` or ``resnet50``.
         refiner: ``deep_guided_filter`` (the trained one) or ``fast_guided_filter``.
+
+    Attributes:
+        refine_full_res: also run the refiner when ``downsample_ratio`` is 1. The original PyTorch
+            model skips it there; the official ONNX export always runs it. Off by default.
     """
 
     def __init__(self, variant: str = "mobilenetv3", refiner: str = "deep_guided_filter"):
@@ -60,6 +64,7 @@ class MattingNetwork(nn.Module):
         self.project_mat = Projection(decoder_channels[3], 4)
         self.project_seg = Projection(decoder_channels[3], 1)
         self.refiner = REFINERS[refiner](decoder_channels[3])
+        self.refine_full_res = False
 
     def forward(
         self,
@@ -98,7 +103,7 @@ class MattingNetwork(nn.Module):
             seg = self.project_seg(hid)
             return [seg.reshape(lead + seg.shape[1:]), r1, r2, r3, r4]
         fgr_res, pha = self.project_mat(hid).split([3, 1], dim=1)
-        if downsample_ratio != 1.0:
+        if downsample_ratio != 1.0 or self.refine_full_res:
             fgr_res, pha = self.refiner(x, x_sm, fgr_res, pha, hid)
         fgr = (fgr_res + x).clamp(0.0, 1.0)
         pha = pha.clamp(0.0, 1.0)
