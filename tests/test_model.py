@@ -1,5 +1,5 @@
-"""The network: exact checkpoint layout, state shapes, chunked time steps, scripting, and parity with
-the official ONNX export under ONNX Runtime."""
+"""The network: exact checkpoint layout, state shapes, chunked time steps, scripting, and parity
+with the official ONNX export under ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def test_unknown_variant_and_refiner_are_refused() -> None:
 def test_onnx_import_refuses_foreign_files(tmp_path: Path, official_onnx: Path) -> None:
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
-    with pytest.raises(OnnxImportError, match="junk.onnx"):
+    with pytest.raises(OnnxImportError, match=r"junk\.onnx"):
         state_dict_from_onnx(junk)
     with pytest.raises(OnnxImportError, match="resnet50"):
         state_dict_from_onnx(official_onnx, variant="resnet50")
