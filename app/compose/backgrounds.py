@@ -149,7 +149,7 @@ class BlurBackground(BackgroundLayer):
         if not strength > 0:
             raise BackgroundError(f"Blur strength {strength:g} must be above 0, e.g. 12.")
         self.strength = float(strength)
-        self._kernels: dict[tuple[float, torch.device, torch.dtype], torch.Tensor] = {}
+        self._kernels: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def plan(self, height: int) -> tuple[int, float]:
         """The downscale factor and the sigma (in downscaled pixels) used for a frame height.
@@ -164,21 +164,25 @@ class BlurBackground(BackgroundLayer):
         factor = int(min(8, max(1, sigma // 2.5)))
         return factor, sigma / factor
 
-    def _kernel(self, sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        key = (round(sigma, 4), device, dtype)
-        kernel = self._kernels.get(key)
-        if kernel is None:
+    def _kernels_for(
+        self, sigma: float, channels: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Horizontal and vertical depthwise weights, contiguous (much faster than expanded)."""
+        key = (round(sigma, 4), channels, device, dtype)
+        pair = self._kernels.get(key)
+        if pair is None:
             kernel = _gaussian_kernel(sigma, device, dtype)
-            self._kernels[key] = kernel
-        return kernel
+            horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+            vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+            pair = (horizontal, vertical)
+            self._kernels[key] = pair
+        return pair
 
     def _blur(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         """Separable Gaussian with edge replication; x is ``[1, C, h, w]``."""
-        kernel = self._kernel(sigma, x.device, x.dtype)
         channels = x.shape[1]
-        radius = kernel.numel() // 2
-        horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-        vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+        horizontal, vertical = self._kernels_for(sigma, channels, x.device, x.dtype)
+        radius = horizontal.shape[-1] // 2
         x = F.pad(x, (radius, radius, 0, 0), mode="replicate")
         x = F.conv2d(x, horizontal, groups=channels)
         x = F.pad(x, (0, 0, radius, radius), mode="replicate")
