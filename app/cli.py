@@ -1,0 +1,240 @@
+"""Command line: ``python main.py`` opens the window; ``--headless`` runs the pipeline without one.
+
+Every user error ends in one line on stderr and exit code 2; Ctrl-C stops cleanly and finalises the
+recording.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from app import __version__
+from app.settings import (
+    BACKENDS,
+    DEVICES,
+    PACES,
+    PRECISIONS,
+    SYNC_MODES,
+    VARIANTS,
+    Background,
+    Settings,
+    SettingsError,
+    parse_ratio,
+    parse_resolution,
+)
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        self.exit(EXIT_USAGE, f"mattecam: {message} (see --help)\n")
+
+
+def _typed(parse):
+    def convert(text: str):
+        try:
+            return parse(text)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"'{text}' is not a whole number.") from None
+    if value < 1:
+        raise SettingsError(f"{value} must be at least 1.")
+    return value
+
+
+def _fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"Frame rate '{text}' is not a number.") from None
+    if not 1 <= value <= 240:
+        raise SettingsError(f"Frame rate {value:g} is impossible: use 1 to 240.")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``main.py`` argument parser; options left out keep their saved or default values."""
+    p = _Parser(
+        prog="mattecam",
+        description="Real-time webcam background replacement with Robust Video Matting.",
+        argument_default=argparse.SUPPRESS,
+    )
+    add = p.add_argument
+    add("--source", help="camera index, /dev/videoN, video file, image folder or 'synthetic'")
+    add(
+        "--background",
+        type=_typed(Background.parse),
+        help="none | blur | blur:STRENGTH | color:#RRGGBB | green | transparent | FILE",
+    )
+    add("--variant", choices=VARIANTS)
+    add("--checkpoint", help="weights file (.pth or the official .onnx)")
+    add("--device", choices=DEVICES)
+    add("--precision", choices=PRECISIONS)
+    add("--backend", choices=BACKENDS, help="inference backend (default torch)")
+    add(
+        "--downsample-ratio",
+        dest="downsample_ratio",
+        type=_typed(parse_ratio),
+        help="auto or a number in (0, 1]",
+    )
+    add(
+        "--full-body",
+        dest="full_body",
+        action="store_true",
+        help="with an automatic ratio, keep more detail for full-body shots",
+    )
+    add("--resolution", type=_typed(parse_resolution), help="capture size WxH")
+    add("--fps", type=_typed(_fps), help="capture frame rate")
+    add(
+        "--virtual-cam",
+        dest="virtual_cam",
+        action="store_true",
+        help="send the result to the virtual camera",
+    )
+    add("--vcam-device", dest="vcam_device", help="virtual camera device, e.g. /dev/video10")
+    add("--mirror", action="store_true", help="mirror the output")
+    add(
+        "--raw-foreground",
+        dest="use_fgr",
+        action="store_false",
+        help="composite the camera pixels instead of the predicted foreground",
+    )
+    add(
+        "--sync",
+        choices=SYNC_MODES,
+        help="smooth: every camera frame goes out with the newest matte; exact: only matted frames",
+    )
+    add(
+        "--hold-fps",
+        dest="hold_fps",
+        action="store_true",
+        help="lower the internal resolution when matting cannot keep up",
+    )
+    add("--headless", action="store_true", help="run without a window")
+    add("--output", help="record to a .mp4/.mkv/.mov file or a folder of PNG frames")
+    add("--output-mbps", dest="output_mbps", type=float, help="recording bit rate (default 6)")
+    add("--max-frames", dest="max_frames", type=_typed(_positive_int), help="stop after N frames")
+    add("--stats-json", dest="stats_json", help="write the run's statistics to this JSON file")
+    add("--pace", choices=PACES, help="realtime: files play like a camera; none: every frame")
+    add("--loop", action="store_true", help="loop a file source")
+    add("--vcam-backend", dest="vcam_backend", help=argparse.SUPPRESS)
+    add("--version", action="version", version=f"mattecam {__version__}")
+    return p
+
+
+def parse_settings(argv: list[str] | None = None) -> tuple[Settings, set[str], argparse.Namespace]:
+    """Parses the command line into settings.
+
+    Returns:
+        The settings, the names of the fields given on the command line, and the namespace.
+    """
+    ns = build_parser().parse_args(argv)
+    fields = {f for f in Settings.__dataclass_fields__ if hasattr(ns, f)}
+    settings = Settings(**{f: getattr(ns, f) for f in fields})
+    return settings, fields, ns
+
+
+def _say(message: str) -> None:
+    print(f"mattecam: {message}", file=sys.stderr, flush=True)
+
+
+def _write_json_atomic(path: str, data: dict) -> None:
+    dest = Path(path).expanduser()
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent or ".")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+    os.replace(tmp, dest)
+
+
+def _check_output_paths(settings: Settings) -> None:
+    for label, path in (("--stats-json", settings.stats_json), ("--output", settings.output)):
+        if path and not Path(path).expanduser().resolve().parent.is_dir():
+            raise SettingsError(f"{label}: the folder of '{path}' does not exist.")
+
+
+def run_headless(settings: Settings, vcam_backend: str | None = None) -> int:
+    """Runs the pipeline without a window until the source ends, ``--max-frames`` or Ctrl-C."""
+    from app.pipeline import Pipeline, PipelineError
+
+    def on_event(event) -> None:
+        if event.kind in ("warning", "error", "info"):
+            _say(event.message)
+
+    pipeline = Pipeline(settings, on_event=on_event, vcam_backend=vcam_backend)
+    try:
+        pipeline.start()
+    except PipelineError as exc:
+        _say(str(exc))
+        return EXIT_USAGE
+    signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
+    last = time.monotonic()
+    try:
+        while not pipeline.wait(0.25):
+            if sys.stderr.isatty() and time.monotonic() - last > 2:
+                last = time.monotonic()
+                st = pipeline.stats()
+                print(
+                    f"\rcapture {st.capture_fps:5.1f} fps  matting {st.matting_fps:5.1f} fps  "
+                    f"output {st.output_fps:5.1f} fps  latency p95 {st.latency_ms_p95:6.1f} ms",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    except KeyboardInterrupt:
+        _say("stopping…")
+    finally:
+        pipeline.stop()
+    stats = pipeline.stats()
+    if settings.stats_json:
+        _write_json_atomic(settings.stats_json, stats.to_dict())
+    if settings.output:
+        _say(f"wrote {settings.output} ({stats.frames_out} frames)")
+    return 0
+
+
+def _has_display() -> bool:
+    if sys.platform != "linux" or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``main.py`` and the ``mattecam`` command."""
+    try:
+        settings, given, ns = parse_settings(argv)
+        settings.validate()
+        _check_output_paths(settings)
+    except SettingsError as exc:
+        _say(str(exc))
+        return EXIT_USAGE
+    vcam_backend = getattr(ns, "vcam_backend", None)
+    if getattr(ns, "headless", False):
+        if "source" not in given:
+            settings = settings.replace(source="0")
+        return run_headless(settings, vcam_backend)
+    if not _has_display():
+        _say(
+            "no display found (DISPLAY is not set). Run without a window: "
+            "python main.py --headless --source FILE|CAMERA --virtual-cam, or start a desktop."
+        )
+        return EXIT_USAGE
+    from app.ui.app import run_gui
+
+    return run_gui(settings, given, vcam_backend=vcam_backend)

@@ -1,0 +1,308 @@
+"""The live matting engine: one network, one stream, the recurrent state kept between frames.
+
+The engine owns what the stateless network does not: the device and precision, the recurrent
+state ``rec``, and the downsample ratio. It resets the state when the stream changes under it (new
+frame size or ratio, a long gap, a scene cut) and feeds the first frame after a reset a few times so
+the first visible mattes are already settled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+PORTRAIT_LONG_SIDE = 480  # 1280x720 -> 0.375, 1920x1080 -> 0.25, 3840x2160 -> 0.125
+FULL_BODY_LONG_SIDE = 768  # 1280x720 -> 0.6, 1920x1080 -> 0.4, 3840x2160 -> 0.2
+MIN_LONG_SIDE = 256
+
+Runner = Callable[[torch.Tensor, list, float], tuple[torch.Tensor, torch.Tensor, list]]
+
+
+class EngineError(RuntimeError):
+    """The engine cannot run as asked (device or backend missing); the message says what to do."""
+
+
+def auto_ratio(height: int, width: int, full_body: bool = False) -> float:
+    """RVM's downsample ratio for a frame size.
+
+    Frames up to 512 px on their long side run at full size; larger ones are brought to a long side
+    of 480 px (portrait, upper body) or 768 px (full body), which reproduces the ratio table of the
+    RVM documentation (720p: 0.375 / 0.6, 1080p: 0.25 / 0.4, 4K: 0.125 / 0.2).
+    """
+    long_side = max(height, width)
+    if long_side <= 512:
+        return 1.0
+    target = FULL_BODY_LONG_SIDE if full_body else PORTRAIT_LONG_SIDE
+    return min(1.0, target / long_side)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """Resolves ``auto``/``cpu``/``cuda``/``mps`` to an available device.
+
+    Raises:
+        EngineError: the requested accelerator is not available.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EngineError(
+            "CUDA was asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto."
+        )
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise EngineError("Apple MPS was asked for but is not available; use --device cpu.")
+    if name not in ("cpu", "cuda", "mps"):
+        raise EngineError(f"Unknown device '{name}': use auto, cpu, cuda or mps.")
+    return torch.device(name)
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """``auto`` is fp16 on CUDA and fp32 elsewhere.
+
+    Raises:
+        EngineError: fp16 asked for on the CPU, where it is slower and not supported by all layers.
+    """
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision == "fp16":
+        if device.type == "cpu":
+            raise EngineError("fp16 needs a GPU; on the CPU use --precision fp32 or auto.")
+        return torch.float16
+    if precision == "fp32":
+        return torch.float32
+    raise EngineError(f"Unknown precision '{precision}': use auto, fp32 or fp16.")
+
+
+@dataclass
+class Matte:
+    """One frame's result on the engine's device.
+
+    Attributes:
+        src: the frame ``[1, 3, H, W]`` in 0..1.
+        fgr: predicted foreground ``[1, 3, H, W]``.
+        pha: alpha ``[1, 1, H, W]``.
+        ratio: downsample ratio used.
+    """
+
+    src: torch.Tensor
+    fgr: torch.Tensor
+    pha: torch.Tensor
+    ratio: float
+
+
+def torch_runner(model: torch.nn.Module) -> Runner:
+    """Wraps a network (eager, scripted or frozen) as ``(src, rec, ratio) -> fgr, pha, rec``."""
+
+    def run(src: torch.Tensor, rec: list, ratio: float) -> tuple[torch.Tensor, torch.Tensor, list]:
+        fgr, pha, *new_rec = model(src, *rec, downsample_ratio=ratio)
+        return fgr, pha, new_rec
+
+    return run
+
+
+class MattingEngine:
+    """Runs the network frame by frame and keeps its recurrent state.
+
+    Args:
+        runner: ``(src, rec, ratio) -> (fgr, pha, rec)`` on ``device``, e.g. :func:`torch_runner`.
+        device: where frames are processed.
+        dtype: precision of the frames fed to the runner.
+        ratio: fixed downsample ratio, or None to pick it from the frame size.
+        full_body: with an automatic ratio, use the full-body column.
+        warmup: times the first frame after a reset is fed, so the state settles.
+        gap_reset_s: a pause between frames longer than this resets the state.
+        scene_cut: mean absolute change of a small grey thumbnail (0..1) above which a frame counts
+            as a new scene and resets the state; None disables the check.
+        name: describes the backend in the statistics.
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        device: torch.device,
+        dtype: torch.dtype,
+        *,
+        ratio: float | None = None,
+        full_body: bool = False,
+        warmup: int = 3,
+        gap_reset_s: float = 2.0,
+        scene_cut: float | None = 0.25,
+        name: str = "torch",
+    ):
+        self.runner = runner
+        self.device = device
+        self.dtype = dtype
+        self.name = name
+        self.warmup = warmup
+        self.gap_reset_s = gap_reset_s
+        self.scene_cut = scene_cut
+        self._fixed_ratio = ratio
+        self._full_body = full_body
+        self._rec: list = [None] * 4
+        self._size: tuple[int, int] | None = None
+        self._ratio: float | None = None
+        self._last_t: float | None = None
+        self._thumb: torch.Tensor | None = None
+        self.resets = 0
+        self.last_reset_reason = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """The ratio of the last frame (None before the first)."""
+        return self._ratio
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """(height, width) of the last frame (None before the first)."""
+        return self._size
+
+    @property
+    def internal_resolution(self) -> tuple[int, int] | None:
+        """(width, height) the network ran at for the last frame."""
+        if self._size is None or self._ratio is None:
+            return None
+        h, w = self._size
+        return int(w * self._ratio), int(h * self._ratio)
+
+    @property
+    def precision(self) -> str:
+        """``fp32``, ``fp16`` or ``bf16``."""
+        return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype, "fp32")
+
+    def set_ratio(self, ratio: float | None, full_body: bool | None = None) -> None:
+        """Fixes the ratio (None: automatic); the state is reset at the next frame if it changes."""
+        self._fixed_ratio = ratio
+        if full_body is not None:
+            self._full_body = full_body
+
+    def reset(self, reason: str = "asked") -> None:
+        """Forgets the recurrent state; the next frame starts a fresh sequence."""
+        self._rec = [None] * 4
+        self._thumb = None
+        self.resets += 1
+        self.last_reset_reason = reason
+
+    def resize_state(self, ratio: float) -> None:
+        """Switches to ``ratio`` keeping the state, resampled to the new internal size.
+
+        Used when quality is lowered or raised to hold the frame rate: a reset would make the matte
+        flicker, a resampled state carries on smoothly.
+        """
+        if self._size is None or self._rec[0] is None:
+            self._fixed_ratio = ratio
+            return
+        h, w = self._size
+        sh, sw = int(h * ratio), int(w * ratio)
+        new_rec = []
+        for i, r in enumerate(self._rec):
+            scale = 2 ** (i + 1)
+            size = (-(-sh // scale), -(-sw // scale))
+            new_rec.append(F.interpolate(r, size=size, mode="bilinear", align_corners=False))
+        self._rec = new_rec
+        self._fixed_ratio = ratio
+        self._ratio = ratio
+
+    def upload(self, frame: np.ndarray) -> torch.Tensor:
+        """``H x W x 3`` uint8 RGB -> ``[1, 3, H, W]`` in 0..1 on the device and dtype."""
+        t = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
+        return t.permute(2, 0, 1).unsqueeze(0).to(self.dtype).div_(255)
+
+    def _is_scene_cut(self, src: torch.Tensor) -> bool:
+        if self.scene_cut is None:
+            return False
+        thumb = F.adaptive_avg_pool2d(src.mean(dim=1, keepdim=True).float(), (18, 32))
+        cut = self._thumb is not None and float((thumb - self._thumb).abs().mean()) > self.scene_cut
+        self._thumb = thumb
+        return cut
+
+    @torch.inference_mode()
+    def step(self, frame: np.ndarray | torch.Tensor, t: float | None = None) -> Matte:
+        """Mattes one frame, carrying the state from the previous one.
+
+        Args:
+            frame: ``H x W x 3`` uint8 RGB, or ``[1, 3, H, W]`` in 0..1 on the device.
+            t: capture time (``time.monotonic()``), for the long-gap reset.
+        """
+        src = self.upload(frame) if isinstance(frame, np.ndarray) else frame.to(self.dtype)
+        h, w = src.shape[-2:]
+        ratio = self._fixed_ratio or auto_ratio(h, w, self._full_body)
+        t = time.monotonic() if t is None else t
+        if self._size != (h, w):
+            self.reset("frame size changed")
+        elif self._ratio != ratio:
+            self.reset("downsample ratio changed")
+        elif self._last_t is not None and t - self._last_t > self.gap_reset_s:
+            self.reset("long pause between frames")
+        if self._is_scene_cut(src) and self._rec[0] is not None:
+            self.reset("scene cut")
+            self._is_scene_cut(src)
+        self._size, self._ratio, self._last_t = (h, w), ratio, t
+        repeats = self.warmup if self._rec[0] is None else 1
+        for _ in range(max(1, repeats)):
+            fgr, pha, self._rec = self.runner(src, self._rec, ratio)
+        return Matte(src=src, fgr=fgr, pha=pha, ratio=ratio)
+
+
+def build_engine(
+    variant: str = "mobilenetv3",
+    checkpoint: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    backend: str = "torch",
+    **kwargs: object,
+) -> MattingEngine:
+    """Loads the weights and returns a ready engine.
+
+    Args:
+        variant: network variant.
+        checkpoint: weights file, or None for the cached official weights.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        precision: ``auto``, ``fp32`` or ``fp16``.
+        backend: ``torch`` or ``onnxruntime`` (the official ONNX export; mobilenetv3 only).
+        **kwargs: passed to :class:`MattingEngine`.
+
+    Raises:
+        EngineError: device, precision or backend unusable here.
+        app.matting.weights.WeightsError: weights missing or unusable.
+    """
+    dev = pick_device(device)
+    dtype = pick_dtype(precision, dev)
+    if backend == "onnxruntime":
+        return _ort_engine(variant, checkpoint, dev, dtype, **kwargs)
+    if backend != "torch":
+        raise EngineError(f"Unknown backend '{backend}': use torch or onnxruntime.")
+    from .weights import load_model
+
+    model = load_model(variant, checkpoint, device=dev, dtype=dtype)
+    return MattingEngine(torch_runner(model), dev, dtype, name="torch", **kwargs)
+
+
+def _ort_engine(
+    variant: str, checkpoint: str | None, dev: torch.device, dtype: torch.dtype, **kwargs: object
+) -> MattingEngine:
+    try:
+        from .ort_backend import OrtRunner
+    except ImportError as exc:
+        raise EngineError(
+            "The onnxruntime backend needs the onnxruntime package: pip install onnxruntime."
+        ) from exc
+    if variant != "mobilenetv3":
+        raise EngineError("The onnxruntime backend runs mobilenetv3 only; use --backend torch.")
+    if dtype != torch.float32:
+        raise EngineError("The onnxruntime backend runs the fp32 export; use --precision fp32.")
+    from .weights import fetch_onnx
+
+    path = checkpoint if checkpoint and str(checkpoint).endswith(".onnx") else fetch_onnx()
+    runner = OrtRunner(str(path), device=dev.type)
+    return MattingEngine(runner, dev, dtype, name=runner.name, **kwargs)

@@ -1,0 +1,556 @@
+"""The live pipeline: capture -> matting -> compositing -> outputs, each stage on its own thread.
+
+```
+CaptureThread --cap slot--> compose thread --mat slot--> matting thread
+                              |   ^--------- newest matte -----'
+                              '--> outputs: UI callback, virtual camera, recorder
+```
+
+Slots hold the newest item only, so a slow stage drops frames instead of queueing them. In
+``smooth`` mode every camera frame is composited with the newest matte available, so the output
+keeps the camera's rate even when matting is slower; in ``exact`` mode (and always with ``pace
+none``) each frame waits for its own matte. Settings changes are applied by the threads that own
+what changes, never by the caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from app.capture import CaptureThread, Frame, FrameSource, SourceError, make_source
+from app.compose.backgrounds import BackgroundError, BackgroundLayer, make_background
+from app.compose.compositor import Compositor
+from app.matting.engine import EngineError, Matte, MattingEngine, auto_ratio, build_engine
+from app.matting.weights import WeightsError
+from app.output.base import OutputError
+from app.output.recorder import Recorder
+from app.output.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
+from app.settings import Settings
+from app.slot import LatestSlot
+from app.stats import RateMeter, Samples
+
+ENGINE_FIELDS = ("variant", "checkpoint", "device", "precision", "backend")
+SOURCE_FIELDS = ("source", "resolution", "fps", "pace", "loop")
+
+
+class PipelineError(Exception):
+    """The pipeline cannot start as configured; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class FramePacket:
+    """One output frame and what it was made of (host uint8 arrays)."""
+
+    index: int
+    t_capture: float
+    source: np.ndarray
+    alpha: np.ndarray
+    composite: np.ndarray
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a user should know: ``info``, ``warning``, ``error``, ``progress`` or ``state``."""
+
+    kind: str
+    message: str
+    fraction: float | None = None
+
+
+@dataclass
+class Stats:
+    """Live statistics; :meth:`to_dict` is what ``--stats-json`` writes."""
+
+    capture_fps: float = 0.0
+    matting_fps: float = 0.0
+    output_fps: float = 0.0
+    latency_ms_p50: float = 0.0
+    latency_ms_p95: float = 0.0
+    dropped_frames: int = 0
+    frames_out: int = 0
+    device: str = ""
+    precision: str = ""
+    internal_resolution: str = ""
+    backend: str = ""
+    matte_age_ms: float = 0.0
+    source: str = ""
+    source_state: str = ""
+    vcam: str = "off"
+    frames_matted: int = 0
+    state_resets: int = 0
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dictionary."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class _Matted:
+    frame: Frame
+    matte: Matte
+
+
+class Pipeline:
+    """Runs the stages for one :class:`~app.settings.Settings`; see the module docstring.
+
+    Args:
+        settings: what to run.
+        on_frame: called with every output :class:`FramePacket`, from the compose thread.
+        on_event: called with every :class:`Event`, from pipeline threads.
+        vcam_backend: virtual camera backend name (tests register a fake one).
+        engine_factory: builds the engine from settings; defaults to the real network.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_frame: Callable[[FramePacket], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        vcam_backend: str | None = None,
+        engine_factory: Callable[[Settings], MattingEngine] | None = None,
+    ):
+        self._settings = settings.validate()
+        self._on_frame = on_frame
+        self._on_event = on_event
+        self._vcam_backend = vcam_backend
+        self._engine_factory = engine_factory or _default_engine
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._started = False
+        self._cap_slot: LatestSlot[Frame] = LatestSlot()
+        self._mat_slot: LatestSlot[Frame] = LatestSlot()
+        self._matte_cv = threading.Condition()
+        self._matted: _Matted | None = None
+        self._pending_compose: Settings | None = None
+        self._pending_engine: Settings | None = None
+        self._reset_requested = False
+        self._capture: CaptureThread | None = None
+        self._source: FrameSource | None = None
+        self._engine: MattingEngine | None = None
+        self._layer: BackgroundLayer | None = None
+        self._compositor: Compositor | None = None
+        self._vcam: VirtualCameraSink | None = None
+        self._vcam_state = "off"
+        self._recorder: Recorder | None = None
+        self._threads: list[threading.Thread] = []
+        self._mat_meter = RateMeter()
+        self._out_meter = RateMeter()
+        self._latency = Samples()
+        self._matte_age = Samples(60)
+        self._frames_out = 0
+        self._frames_matted = 0
+        self._applied = settings  # as applied by the compose thread
+        self._engine_settings = settings  # as applied by the matting thread
+
+    # ----------------------------------------------------------------------------- public API
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (the newest given to :meth:`update`)."""
+        with self._lock:
+            return self._settings
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and the end of the run."""
+        return self._started and not self._done.is_set()
+
+    def start(self) -> None:
+        """Opens the source, loads the network, opens the outputs and starts the threads.
+
+        Raises:
+            PipelineError: a user error (source, background, weights, device, recording path).
+        """
+        if self._started:
+            return
+        s = self._settings
+        source = self._open_source(s)
+        try:
+            self._engine = self._build_engine(s)
+            self._compositor = Compositor(self._engine.device, self._engine.dtype)
+            self._layer = self._make_layer(s)
+            if s.output:
+                self._recorder = self._open_recorder(s, source)
+        except PipelineError:
+            source.close()
+            self._close_outputs()
+            raise
+        if s.virtual_cam:
+            self._open_vcam(s, source)
+        self._start_capture(source)
+        self._started = True
+        for target, name in ((self._run_matting, "matting"), (self._run_compose, "compose")):
+            thread = threading.Thread(target=target, name=f"mattecam-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def update(self, settings: Settings) -> None:
+        """Applies new settings live; problems arrive as ``error`` events, the run goes on."""
+        settings = settings.validate()
+        with self._lock:
+            self._settings = settings
+            self._pending_compose = settings
+            self._pending_engine = settings
+
+    def reset_state(self) -> None:
+        """Forgets the network's recurrent state at the next frame."""
+        with self._lock:
+            self._reset_requested = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits until the run finishes (end of a file, ``max_frames``, or :meth:`stop`)."""
+        return self._done.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stops every thread, finalises the recording and closes the outputs; safe twice."""
+        self._stop.set()
+        self._cap_slot.close()
+        self._mat_slot.close()
+        with self._matte_cv:
+            self._matte_cv.notify_all()
+        if self._capture is not None:
+            self._capture.stop(timeout)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        self._close_outputs()
+        self._done.set()
+
+    def stats(self) -> Stats:
+        """A snapshot of the live statistics."""
+        engine, capture = self._engine, self._capture
+        internal = engine.internal_resolution if engine else None
+        return Stats(
+            capture_fps=round(capture.fps if capture else 0.0, 2),
+            matting_fps=round(self._mat_meter.rate(), 2),
+            output_fps=round(self._out_meter.rate(), 2),
+            latency_ms_p50=round(self._latency.percentile(50) * 1000, 1),
+            latency_ms_p95=round(self._latency.percentile(95) * 1000, 1),
+            dropped_frames=self._cap_slot.dropped + (self._source.skipped if self._source else 0),
+            frames_out=self._frames_out,
+            device=str(engine.device) if engine else "",
+            precision=engine.precision if engine else "",
+            internal_resolution=f"{internal[0]}x{internal[1]}" if internal else "",
+            backend=engine.name if engine else "",
+            matte_age_ms=round(self._matte_age.mean() * 1000, 1),
+            source=self._source.name if self._source else "",
+            source_state=capture.state if capture else "",
+            vcam=self._vcam_state,
+            frames_matted=self._frames_matted,
+            state_resets=engine.resets if engine else 0,
+        )
+
+    # ----------------------------------------------------------------------------- building
+
+    def _emit(self, kind: str, message: str, fraction: float | None = None) -> None:
+        if self._on_event is not None:
+            self._on_event(Event(kind, message, fraction))
+
+    def _open_source(self, s: Settings) -> FrameSource:
+        try:
+            source = make_source(
+                s.source, resolution=s.resolution, fps=s.fps, loop=s.loop, pace=s.pace
+            )
+            return source.open()
+        except SourceError as exc:
+            raise PipelineError(str(exc)) from None
+
+    def _build_engine(self, s: Settings) -> MattingEngine:
+        try:
+            return self._engine_factory(s)
+        except (EngineError, WeightsError) as exc:
+            raise PipelineError(str(exc)) from None
+
+    def _make_layer(self, s: Settings) -> BackgroundLayer:
+        assert self._engine is not None
+        try:
+            return make_background(s.background, self._engine.device, self._engine.dtype)
+        except BackgroundError as exc:
+            raise PipelineError(str(exc)) from None
+
+    def _open_recorder(self, s: Settings, source: FrameSource) -> Recorder:
+        try:
+            return Recorder(
+                s.output,
+                source.width,
+                source.height,
+                source.fps or 30.0,
+                mbps=s.output_mbps,
+                rgba=s.background.has_alpha,
+            )
+        except (OutputError, ValueError) as exc:
+            raise PipelineError(str(exc)) from None
+
+    def _open_vcam(self, s: Settings, source: FrameSource) -> None:
+        try:
+            self._vcam = VirtualCameraSink(
+                source.width,
+                source.height,
+                source.fps or 30.0,
+                device=s.vcam_device,
+                backend=self._vcam_backend,
+            )
+            self._vcam_state = f"on — {self._vcam.device}"
+            self._emit("info", f"Virtual camera on: {self._vcam.device}.")
+        except (VirtualCameraUnavailable, OutputError) as exc:
+            self._vcam, self._vcam_state = None, "unavailable"
+            self._emit("warning", str(exc))
+
+    def _start_capture(self, source: FrameSource) -> None:
+        self._source = source
+        self._capture = CaptureThread(
+            source, self._cap_slot, on_state=self._on_capture_state, retry_forever=source.is_live
+        )
+        self._capture.start()
+
+    def _on_capture_state(self, state: str, message: str) -> None:
+        kind = {"reconnecting": "warning", "error": "error"}.get(state, "state")
+        self._emit(kind, message or f"Source {state}.")
+
+    def _close_outputs(self) -> None:
+        for sink in (self._vcam, self._recorder):
+            if sink is not None:
+                try:
+                    sink.close()
+                except OutputError as exc:
+                    self._emit("error", str(exc))
+        self._vcam = self._recorder = None
+        if self._vcam_state.startswith("on"):
+            self._vcam_state = "off"
+        if self._layer is not None:
+            self._layer.close()
+
+    # ----------------------------------------------------------------------------- live changes
+
+    def _exact(self) -> bool:
+        s = self._settings
+        return s.sync == "exact" or s.pace == "none"
+
+    def _apply_compose_changes(self) -> None:
+        with self._lock:
+            new, self._pending_compose = self._pending_compose, None
+        if new is None:
+            return
+        old_source = self._source
+        cur = self._applied
+        if any(getattr(new, f) != getattr(cur, f) for f in SOURCE_FIELDS):
+            self._switch_source(new)
+        if new.background != cur.background:
+            try:
+                layer = make_background(new.background, self._engine.device, self._engine.dtype)
+                self._layer.close()
+                self._layer = layer
+            except BackgroundError as exc:
+                self._emit("error", str(exc))
+        source = self._source
+        if new.virtual_cam != cur.virtual_cam or new.vcam_device != cur.vcam_device:
+            if self._vcam is not None:
+                self._vcam.close()
+                self._vcam, self._vcam_state = None, "off"
+            if new.virtual_cam:
+                self._open_vcam(new, source)
+        if new.output != cur.output or source is not old_source:
+            if self._recorder is not None:
+                self._finish_recording()
+            if new.output:
+                try:
+                    self._recorder = self._open_recorder(new, source)
+                    self._emit("info", f"Recording to {new.output}.")
+                except PipelineError as exc:
+                    self._emit("error", str(exc))
+        self._applied = new
+
+    def _finish_recording(self) -> None:
+        recorder, self._recorder = self._recorder, None
+        try:
+            recorder.close()
+            self._emit("info", f"Recording saved: {recorder.path}.")
+        except OutputError as exc:
+            self._emit("error", str(exc))
+
+    def _switch_source(self, s: Settings) -> None:
+        try:
+            source = self._open_source(s)
+        except PipelineError as exc:
+            self._emit("error", str(exc))
+            return
+        if self._capture is not None:
+            self._capture.stop()
+        self._start_capture(source)
+        self.reset_state()
+        self._emit("info", f"Source: {source.name}.")
+
+    def _apply_engine_changes(self) -> None:
+        with self._lock:
+            new, self._pending_engine = self._pending_engine, None
+            reset, self._reset_requested = self._reset_requested, False
+        engine = self._engine
+        if new is not None:
+            if any(getattr(new, f) != getattr(self._engine_settings, f) for f in ENGINE_FIELDS):
+                self._emit("progress", "Loading the matting network…")
+                try:
+                    engine = self._build_engine(new)
+                    self._engine = engine
+                    self._compositor = Compositor(engine.device, engine.dtype)
+                    self._emit("info", f"Network ready on {engine.device} ({engine.precision}).")
+                except PipelineError as exc:
+                    self._emit("error", str(exc))
+            engine.set_ratio(new.downsample_ratio, new.full_body)
+            self._engine_settings = new
+        if reset:
+            engine.reset("asked")
+
+    # ----------------------------------------------------------------------------- threads
+
+    def _run_matting(self) -> None:
+        hold = _RateHolder()
+        while not self._stop.is_set():
+            self._apply_engine_changes()
+            frame = self._mat_slot.get(timeout=0.05)
+            if frame is None:
+                if self._mat_slot.closed:
+                    break
+                continue
+            try:
+                matte = self._engine.step(frame.image, t=frame.t_capture)
+            except (RuntimeError, ValueError) as exc:
+                self._emit("error", f"Matting failed on a frame: {exc}")
+                continue
+            self._mat_meter.tick()
+            self._frames_matted += 1
+            with self._matte_cv:
+                self._matted = _Matted(frame, matte)
+                self._matte_cv.notify_all()
+            if self._engine_settings.hold_fps and self._capture is not None:
+                hold.adjust(self._engine, self._capture.fps, self._mat_meter.rate())
+
+    def _run_compose(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._apply_compose_changes()
+                frame = self._cap_slot.get(timeout=0.05)
+                if frame is None:
+                    if self._cap_slot.closed:
+                        break
+                    continue
+                matted = self._matte_for(frame)
+                if matted is None:
+                    continue
+                self._deliver(frame, matted)
+                limit = self._applied.max_frames
+                if limit is not None and self._frames_out >= limit:
+                    break
+        finally:
+            self._mat_slot.close()
+            self._done.set()
+
+    def _matte_for(self, frame: Frame) -> _Matted | None:
+        """Hands the frame to matting and returns the matte to composite it with."""
+        if self._exact():
+            try:
+                self._mat_slot.put(frame, block=True, timeout=5.0)
+            except TimeoutError:
+                return None
+            with self._matte_cv:
+                self._matte_cv.wait_for(
+                    lambda: (
+                        self._stop.is_set()
+                        or (self._matted is not None and self._matted.frame.index >= frame.index)
+                    ),
+                    timeout=30.0,
+                )
+                return self._matted if not self._stop.is_set() else None
+        self._mat_slot.put(frame)
+        with self._matte_cv:
+            return self._matted
+
+    @torch.inference_mode()
+    def _deliver(self, frame: Frame, matted: _Matted) -> None:
+        s = self._applied
+        m = matted.matte
+        if matted.frame is frame:
+            src, fgr = m.src, m.fgr
+        else:
+            src = self._compositor.to_tensor(frame.image)
+            if src.shape[-2:] != m.src.shape[-2:]:
+                return  # the newest matte is of another frame size; wait for a fresh one
+            fgr = (src + (m.fgr - m.src)).clamp_(0, 1) if s.use_fgr else src
+        composite = self._compositor.compose(
+            src,
+            fgr,
+            m.pha,
+            self._layer,
+            use_fgr=s.use_fgr,
+            mirror=s.mirror,
+            rgba=s.background.has_alpha,
+        )
+        alpha = self._compositor.alpha_u8(m.pha)
+        now = time.monotonic()
+        self._latency.add(now - frame.t_capture)
+        self._matte_age.add(frame.t_capture - matted.frame.t_capture)
+        for sink in (self._vcam, self._recorder):
+            if sink is not None:
+                try:
+                    sink.send(composite)
+                except (OutputError, ValueError) as exc:
+                    self._emit("error", str(exc))
+                    self._drop_sink(sink)
+        self._frames_out += 1
+        self._out_meter.tick(now)
+        if self._on_frame is not None:
+            self._on_frame(
+                FramePacket(self._frames_out, frame.t_capture, frame.image, alpha, composite)
+            )
+
+    def _drop_sink(self, sink: object) -> None:
+        if sink is self._vcam:
+            self._vcam, self._vcam_state = None, "unavailable"
+        elif sink is self._recorder:
+            self._recorder = None
+
+
+class _RateHolder:
+    """Lowers the internal resolution when matting falls behind the camera, raises it when it can.
+
+    Steps are 15% of the ratio, at most one every two seconds, never below a 256 px long side nor
+    above the automatic ratio; the recurrent state is resampled, not reset.
+    """
+
+    def __init__(self, interval: float = 2.0):
+        self.interval = interval
+        self._last = time.monotonic()
+
+    def adjust(self, engine: MattingEngine, camera_fps: float, matting_fps: float) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval or camera_fps <= 0 or engine.ratio is None:
+            return
+        self._last = now
+        h, w = engine.frame_size
+        floor = min(1.0, 256 / max(h, w))
+        ceiling = auto_ratio(h, w)
+        ratio = engine.ratio
+        if matting_fps < 0.9 * camera_fps and ratio > floor:
+            engine.resize_state(max(floor, ratio * 0.85))
+        elif matting_fps > 1.3 * camera_fps and ratio < ceiling:
+            engine.resize_state(min(ceiling, ratio / 0.85))
+
+
+def _default_engine(s: Settings) -> MattingEngine:
+    return build_engine(
+        s.variant,
+        s.checkpoint,
+        s.device,
+        s.precision,
+        s.backend,
+        ratio=s.downsample_ratio,
+        full_body=s.full_body,
+    )
