@@ -268,3 +268,15 @@ def test_blur_compose_end_to_end(frames) -> None:
 def test_transparent_layer_renders_black() -> None:
     layer = TransparentBackground()
     assert float(layer.render(torch.ones(1, 3, 4, 4), 4, 4).abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_stays_within_one_level(frames, dtype: torch.dtype) -> None:
+    src_u8, fgr_u8, src, fgr, pha = frames
+    compositor = Compositor("cpu", dtype)
+    out = compositor.compose(
+        compositor.to_tensor(src_u8), fgr.to(dtype), pha.to(dtype), ColorBackground((10, 20, 30))
+    )
+    exact = Compositor().compose(src, fgr, pha, ColorBackground((10, 20, 30)))
+    assert np.abs(out.astype(int) - exact).max() <= 1
+    assert (out[:, : W // 3] == (10, 20, 30)).all()

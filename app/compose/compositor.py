@@ -13,7 +13,7 @@ import torch
 
 from app.compose.backgrounds import BackgroundLayer
 
-__all__ = ["Compositor", "quantize"]
+__all__ = ["Compositor", "quantize", "quantize_hwc"]
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -29,6 +29,24 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
         x = x.float()
     # After clamping the values are non-negative, so the truncating cast is the floor.
     return x.mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)
+
+
+def quantize_hwc(x: torch.Tensor) -> torch.Tensor:
+    """Quantizes a ``[1, C, H, W]`` image straight into ``H x W x C`` uint8 (as :func:`quantize`).
+
+    The channel reordering happens in the first arithmetic pass, so no separate transpose copy is
+    made.
+
+    Args:
+        x: image tensor in 0..1.
+
+    Returns:
+        Contiguous ``[H, W, C]`` uint8 tensor on x's device.
+    """
+    _, channels, height, width = x.shape
+    hwc = torch.empty((height, width, channels), dtype=torch.float32, device=x.device)
+    torch.mul(x[0].permute(1, 2, 0), 255.0, out=hwc)
+    return hwc.add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)
 
 
 class _PinnedSlot:
@@ -131,12 +149,11 @@ class Compositor:
 
         if want_alpha:
             alpha = pha if pha is not None else torch.ones_like(src[:, :1])
-            out = quantize(torch.cat([rgb, alpha], dim=1))
-        else:
-            out = quantize(rgb)
+            rgb = torch.cat([rgb, alpha], dim=1)
+        out = quantize_hwc(rgb)
         if mirror:
-            out = out.flip(-1)
-        return self._download(out[0].permute(1, 2, 0))
+            out = out.flip(1)
+        return self._download(out)
 
     def alpha_u8(self, pha: torch.Tensor, *, mirror: bool = False) -> np.ndarray:
         """The matte as an ``H x W`` uint8 image (for an alpha view).
