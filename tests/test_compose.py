@@ -272,7 +272,7 @@ def test_transparent_layer_renders_black() -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_stays_within_one_level(frames, dtype: torch.dtype) -> None:
-    src_u8, fgr_u8, src, fgr, pha = frames
+    src_u8, _, src, fgr, pha = frames
     compositor = Compositor("cpu", dtype)
     out = compositor.compose(
         compositor.to_tensor(src_u8), fgr.to(dtype), pha.to(dtype), ColorBackground((10, 20, 30))
