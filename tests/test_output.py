@@ -245,7 +245,7 @@ def test_nothing_appears_under_the_final_name_before_close(tmp_path: Path) -> No
 def test_unusable_destinations_raise_output_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    with pytest.raises(OutputError, match="Cannot write"):
+    with pytest.raises(OutputError, match="is a file, not a folder"):
         Recorder(blocker / "out.mp4", WIDTH, HEIGHT, 30.0)
     with pytest.raises(OutputError):
         Recorder(blocker / "frames", WIDTH, HEIGHT, 30.0)
@@ -271,3 +271,18 @@ def test_recorder_refuses_bad_frames(tmp_path: Path) -> None:
     assert recorder.frames_written == 1
     with pytest.raises(RuntimeError):
         recorder.send(np.zeros((HEIGHT, WIDTH, 3), np.uint8))
+
+
+def test_a_recording_without_frames_leaves_nothing(tmp_path: Path) -> None:
+    for path in (tmp_path / "none.mp4", tmp_path / "none"):
+        Recorder(path, WIDTH, HEIGHT, 30.0).close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_odd_sizes_are_trimmed_for_video(tmp_path: Path) -> None:
+    path = tmp_path / "odd.mkv"
+    with Recorder(path, 33, 25, 30.0) as recorder:
+        recorder.send(solid(128, (25, 33, 3)))
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    assert (frame.width, frame.height) == (32, 24)

@@ -140,6 +140,7 @@ class Recorder(Sink):
     A path ending in .mp4, .mkv or .mov becomes H.264 video; a path without a suffix (or an
     existing folder) becomes a PNG sequence. Transparent (RGBA) output needs a PNG sequence.
     H.264 needs even sizes: an odd width or height loses its last column or row in video files.
+    A recording that received no frame leaves nothing behind.
     """
 
     def __init__(
@@ -177,7 +178,7 @@ class Recorder(Sink):
             raise ValueError(f"Bit rate {mbps:g} Mb/s must be above 0.")
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1.")
-        self.path = Path(path).expanduser()
+        self.path = Path(path).expanduser().absolute()
         self.width, self.height, self.fps, self.mbps = int(width), int(height), float(fps), mbps
         self.rgba = bool(rgba)
         self.channels = (4,) if self.rgba else (3,)
@@ -221,6 +222,8 @@ class Recorder(Sink):
         parent = self.path.parent
         token = secrets.token_hex(4)
         try:
+            if parent.exists() and not parent.is_dir():
+                raise self._fail(f"'{parent}' is a file, not a folder")
             parent.mkdir(parents=True, exist_ok=True)
             if self.is_video:
                 temp = parent / f".{self.path.stem}.{token}.partial{self.path.suffix}"
@@ -297,6 +300,9 @@ class Recorder(Sink):
         if self._error is not None:
             self._discard_temp()
             raise self._fail(self._error)
+        if self.frames_written == 0:
+            self._discard_temp()  # an empty recording would only look like one
+            return
         try:
             self._place()
         except OSError as exc:
