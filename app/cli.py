@@ -219,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``main.py`` and the ``mattecam`` command."""
     try:
         settings, given, ns = parse_settings(argv)
+    except SystemExit as exc:  # --help, --version, or a bad flag already reported
+        return int(exc.code or 0)
+    try:
         settings.validate()
         _check_output_paths(settings)
     except SettingsError as exc:

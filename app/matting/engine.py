@@ -137,7 +137,7 @@ class MattingEngine:
         full_body: bool = False,
         warmup: int = 3,
         gap_reset_s: float = 2.0,
-        scene_cut: float | None = 0.25,
+        scene_cut: float | None = 0.15,
         name: str = "torch",
     ):
         self.runner = runner

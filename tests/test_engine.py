@@ -1,0 +1,120 @@
+"""The live engine: automatic ratio, device choice, and when the recurrent state is reset."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from app.matting.engine import (
+    EngineError,
+    MattingEngine,
+    auto_ratio,
+    pick_device,
+    pick_dtype,
+    torch_runner,
+)
+from app.matting.model import MattingNetwork
+from tests.clips import make_clip
+
+
+@pytest.mark.parametrize(
+    ("size", "portrait", "full_body"),
+    [
+        ((240, 320), 1.0, 1.0),
+        ((512, 512), 1.0, 1.0),
+        ((720, 1280), 0.375, 0.6),
+        ((1080, 1920), 0.25, 0.4),
+        ((2160, 3840), 0.125, 0.2),
+        ((480, 640), 0.75, 1.0),
+    ],
+)
+def test_auto_ratio_follows_the_rvm_table(size, portrait, full_body) -> None:
+    assert auto_ratio(*size) == pytest.approx(portrait)
+    assert auto_ratio(*size, full_body=True) == pytest.approx(full_body)
+
+
+def test_downsampled_long_side_stays_within_256_to_512() -> None:
+    for long_side in range(513, 4097, 97):
+        assert 256 <= long_side * auto_ratio(long_side * 9 // 16, long_side) <= 512
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+def test_missing_gpu_is_a_plain_error() -> None:
+    with pytest.raises(EngineError, match="--device cpu"):
+        pick_device("cuda")
+    assert pick_device("auto").type in ("cpu", "mps")
+
+
+def test_precision_choice() -> None:
+    cpu = torch.device("cpu")
+    assert pick_dtype("auto", cpu) == torch.float32
+    assert pick_dtype("auto", torch.device("cuda")) == torch.float16
+    with pytest.raises(EngineError, match="fp32"):
+        pick_dtype("fp16", cpu)
+
+
+@pytest.fixture
+def engine(weights_model: MattingNetwork) -> MattingEngine:
+    return MattingEngine(torch_runner(weights_model), torch.device("cpu"), torch.float32, warmup=2)
+
+
+def fresh(weights_model: MattingNetwork) -> MattingEngine:
+    return MattingEngine(torch_runner(weights_model), torch.device("cpu"), torch.float32, warmup=2)
+
+
+def test_state_is_kept_between_frames(engine, weights_model) -> None:
+    clip = make_clip(6, 120, 160, seed=1)
+    for i, frame in enumerate(clip):
+        matte = engine.step(frame, t=i / 30)
+    alone = fresh(weights_model).step(clip[-1], t=0.0)
+    assert engine.resets == 1  # only the start
+    assert float((matte.pha - alone.pha).abs().max()) > 1e-3
+
+
+def test_size_change_resets_and_matches_a_fresh_start(engine, weights_model) -> None:
+    for i, frame in enumerate(make_clip(4, 120, 160, seed=1)):
+        engine.step(frame, t=i / 30)
+    other = make_clip(1, 150, 200, seed=2)[0]
+    matte = engine.step(other, t=0.2)
+    assert engine.last_reset_reason == "frame size changed"
+    assert torch.equal(matte.pha, fresh(weights_model).step(other, t=0.0).pha)
+
+
+def test_scene_cut_resets(engine, weights_model) -> None:
+    clip = make_clip(4, 120, 160, seed=1)
+    for i, frame in enumerate(clip):
+        engine.step(frame, t=i / 30)
+    cut = make_clip(1, 120, 160, seed=9)[0] // 4  # another, darker scene
+    matte = engine.step(cut, t=0.2)
+    assert engine.last_reset_reason == "scene cut"
+    assert torch.equal(matte.pha, fresh(weights_model).step(cut, t=0.0).pha)
+
+
+def test_long_gap_resets(engine) -> None:
+    clip = make_clip(2, 120, 160, seed=1)
+    engine.step(clip[0], t=0.0)
+    engine.step(clip[1], t=10.0)
+    assert engine.last_reset_reason == "long pause between frames"
+
+
+def test_ratio_changes_mid_stream(engine) -> None:
+    clip = make_clip(6, 144, 256, seed=4)
+    for i, ratio in enumerate((None, 0.5, 0.5, 0.25, 0.375, None)):
+        engine.set_ratio(ratio)
+        matte = engine.step(clip[i], t=i / 30)
+        assert matte.pha.shape == (1, 1, 144, 256)
+    assert engine.last_reset_reason == "downsample ratio changed"
+    engine.reset()
+    assert engine.last_reset_reason == "asked"
+
+
+def test_resize_state_keeps_the_sequence(engine) -> None:
+    clip = make_clip(4, 360, 640, seed=6)
+    engine.step(clip[0], t=0.0)
+    resets = engine.resets
+    engine.resize_state(0.5)
+    for i, frame in enumerate(clip[1:], start=1):
+        matte = engine.step(frame, t=i / 30)
+    assert engine.resets == resets
+    assert engine.internal_resolution == (320, 180)
+    assert matte.pha.shape[-2:] == (360, 640)

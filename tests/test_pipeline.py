@@ -1,0 +1,253 @@
+"""The live pipeline end to end: real sources, the real network, compositing and outputs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from app.capture import FrameSource, SourceLost, register_source
+from app.cli import main
+from app.pipeline import Pipeline, PipelineError
+from app.settings import Background, Settings
+from tests.clips import make_clip
+from tests.test_output import FakeDriver, fake_driver  # noqa: F401 - fixture
+
+STATS_KEYS = {
+    "capture_fps",
+    "matting_fps",
+    "output_fps",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "dropped_frames",
+    "frames_out",
+    "device",
+    "precision",
+    "internal_resolution",
+}
+
+
+def write_clip(path: Path, frames: np.ndarray, fps: int = 30) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(
+            "libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps
+        )
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def count_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+@pytest.fixture
+def no_leftover_threads():
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not extra:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"threads left running: {[t.name for t in extra]}")
+
+
+def run_collect(settings: Settings, **kwargs) -> tuple[Pipeline, list, list]:
+    packets, events = [], []
+    pipeline = Pipeline(settings, on_frame=packets.append, on_event=events.append, **kwargs)
+    pipeline.start()
+    try:
+        assert pipeline.wait(120), "the run did not finish"
+    finally:
+        pipeline.stop()
+    return pipeline, packets, events
+
+
+def test_headless_cli_converts_every_frame(tmp_path: Path, no_leftover_threads) -> None:
+    clip = write_clip(tmp_path / "in.mp4", make_clip(12, 144, 192, seed=2))
+    out, stats = tmp_path / "out.mp4", tmp_path / "stats.json"
+    code = main(
+        [
+            "--headless",
+            "--source",
+            str(clip),
+            "--pace",
+            "none",
+            "--background",
+            "color:#ff00ff",
+            "--output",
+            str(out),
+            "--stats-json",
+            str(stats),
+        ]
+    )
+    assert code == 0
+    assert count_frames(out) == 12
+    data = json.loads(stats.read_text())
+    assert data.keys() >= STATS_KEYS
+    assert data["frames_out"] == 12 and data["dropped_frames"] == 0
+    assert data["device"] == "cpu" and data["precision"] == "fp32"
+    assert data["internal_resolution"] == "192x144"
+
+
+def test_colour_background_where_alpha_is_zero(no_leftover_threads) -> None:
+    s = Settings(
+        source="synthetic:256x144@30",
+        pace="none",
+        max_frames=8,
+        background=Background.parse("color:#ff00ff"),
+    )
+    pipeline, packets, _ = run_collect(s)
+    assert len(packets) == 8 and pipeline.stats().frames_matted == 8
+    last = packets[-1]
+    clear = last.alpha == 0
+    assert clear.mean() > 0.2, "the synthetic scene has background"
+    assert np.abs(last.composite[clear].astype(int) - [255, 0, 255]).max() <= 1
+    opaque = last.alpha == 255
+    assert opaque.any()
+    assert not np.all(last.composite[opaque] == [255, 0, 255], axis=-1).any()
+
+
+def test_user_errors_are_pipeline_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    for s in (
+        Settings(source=str(tmp_path / "missing.mp4")),
+        Settings(source="synthetic", background=Background(kind="image", path=str(bad))),
+        Settings(source="7"),
+    ):
+        with pytest.raises(PipelineError):
+            Pipeline(s).start()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--background", "sparkles"],
+        ["--source", "nowhere.mp4"],
+        ["--resolution", "10x99999"],
+        ["--downsample-ratio", "2"],
+        ["--source", "9"],
+        ["--output", "/no/such/folder/x.mp4", "--source", "synthetic"],
+    ],
+)
+def test_cli_bad_values_exit_2_with_one_line(argv, capsys) -> None:
+    assert main(["--headless", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mattecam: ")
+    assert "Traceback" not in err[0]
+
+
+def test_live_update_switches_background(no_leftover_threads) -> None:
+    s = Settings(
+        source="synthetic:192x108@30",
+        pace="none",
+        max_frames=30,
+        background=Background.parse("color:#00ff00"),
+    )
+    packets: list = []
+    pipeline = Pipeline(s, on_frame=packets.append)
+    pipeline.start()
+    while len(packets) < 5:
+        time.sleep(0.02)
+    pipeline.update(s.replace(background=Background.parse("color:#0000ff"), mirror=True))
+    assert pipeline.wait(60)
+    pipeline.stop()
+    last = packets[-1]
+    clear = last.alpha[:, ::-1] == 0
+    assert np.abs(last.composite[clear].astype(int) - [0, 0, 255]).max() <= 1
+
+
+def test_smooth_mode_outputs_camera_frames_between_mattes(no_leftover_threads) -> None:
+    s = Settings(
+        source="synthetic:1280x720@30",
+        pace="realtime",
+        max_frames=45,
+        background=Background.parse("green"),
+    )
+    pipeline, packets, _ = run_collect(s)
+    st = pipeline.stats()
+    assert len(packets) == 45
+    assert st.frames_matted < st.frames_out, "matting is slower than the camera here"
+    assert len({p.index for p in packets}) == 45
+
+
+def test_virtual_camera_gets_the_composite(fake_driver) -> None:  # noqa: F811
+    s = Settings(
+        source="synthetic:160x120@30",
+        pace="none",
+        max_frames=6,
+        virtual_cam=True,
+        background=Background.parse("color:#ff0000"),
+    )
+    _, _, events = run_collect(s, vcam_backend="fake")
+    driver = FakeDriver.instances[-1]
+    assert driver.closed and (driver.width, driver.height) == (160, 120)
+    assert any(e.kind == "info" and "/dev/fake0" in e.message for e in events)
+    red = [f for f in driver.frames if (np.abs(f.astype(int) - [255, 0, 0]).max(-1) <= 1).any()]
+    assert red and red[-1].shape == (120, 160, 3) and red[-1].dtype == np.uint8
+
+
+def test_missing_driver_warns_and_keeps_running(no_leftover_threads) -> None:
+    s = Settings(
+        source="synthetic:160x120@30",
+        pace="none",
+        max_frames=4,
+        virtual_cam=True,
+        background=Background.parse("blur"),
+    )
+    pipeline, packets, events = run_collect(s)
+    assert len(packets) == 4
+    assert pipeline.stats().vcam == "unavailable"
+    assert any(e.kind == "warning" and "v4l2loopback" in e.message for e in events)
+
+
+class FlakyCamera(FrameSource):
+    """Camera hardware stand-in: delivers, stops delivering for a while (unplugged), comes back."""
+
+    is_live = True
+    outage = (10, 13)  # reads that fail while unplugged
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reads = 0
+
+    @classmethod
+    def from_spec(cls, target: str, **kwargs: object) -> FlakyCamera:
+        return cls()
+
+    @property
+    def name(self) -> str:
+        return "flaky camera"
+
+    def _open(self) -> None:
+        self._set_format((96, 64), 60.0)
+
+    def _read(self) -> np.ndarray:
+        self._reads += 1
+        time.sleep(1 / 60)
+        if self.outage[0] <= self._reads < self.outage[1]:
+            raise SourceLost("camera unplugged")
+        return np.full((64, 96, 3), self._reads % 255, np.uint8)
+
+    def _close(self) -> None:
+        pass
+
+
+def test_source_that_dies_and_returns(no_leftover_threads) -> None:
+    register_source("flaky")(FlakyCamera)
+    s = Settings(source="flaky:x", max_frames=30, background=Background.parse("green"))
+    _, packets, events = run_collect(s)
+    assert len(packets) == 30
+    assert any(e.kind == "warning" for e in events), "the outage is reported"
