@@ -1,0 +1,781 @@
+"""Video conversion with the RVM network: the ``convert_video`` API and its command line.
+
+Decoding, the network and encoding overlap: a reader thread fills a bounded queue with chunks of
+``seq_chunk`` frames, the calling thread runs the network on them (carrying the recurrent state from
+chunk to chunk), and one writer thread per output encodes from its own bounded queue. Every output
+is written under a temporary name beside its destination and renamed into place only when the whole
+clip is done; a failure or an interrupt deletes it.
+
+Command line (the flags of the original RVM ``inference.py``)::
+
+    python -m app.matting.convert --variant mobilenetv3 --input-source in.mp4 \\
+        --output-type video --output-composition com.mp4 --output-alpha pha.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import queue
+import re
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+GREEN = (0.47, 1.0, 0.6)
+DEFAULT_MBPS = 1.0
+IMAGE_FOLDER_FPS = 30
+OUTPUT_TYPES = ("video", "png_sequence")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_CONTAINERS = (".mp4", ".mkv", ".mov", ".m4v", ".avi")
+_QUEUE_CHUNKS = 4
+_POLL_S = 0.1
+_JOIN_S = 10.0
+_FRAME_NAME = re.compile(r"\d{4,}\.png")
+
+
+def _read_umask() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+_UMASK = _read_umask()
+
+
+class ConvertError(ValueError):
+    """A conversion request cannot be carried out; the message says what is wrong and what to do."""
+
+
+def auto_downsample_ratio(height: int, width: int) -> float:
+    """Returns the ratio that brings the long side of a frame to at most 512 pixels."""
+    return min(512 / max(height, width), 1.0)
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+
+class _Source:
+    """Frames of a video file or an image folder as ``H x W x 3`` uint8 RGB arrays."""
+
+    width: int
+    height: int
+    fps: Fraction
+    count: int | None
+
+    def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Releases the source; safe to call twice."""
+
+
+class _VideoSource(_Source):
+    def __init__(self, path: Path, resize: tuple[int, int] | None, threads: int):
+        self.path = path
+        try:
+            self._container = av.open(str(path))
+        except (av.FFmpegError, OSError, ValueError) as e:
+            raise ConvertError(
+                f"Input {path} is not a readable video ({_reason(e)}); give a video file or a "
+                "folder of images."
+            ) from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise ConvertError(f"Input {path} has no video stream.")
+        self._stream = self._container.streams.video[0]
+        if threads > 0:
+            self._stream.thread_type = "AUTO"
+            self._stream.codec_context.thread_count = threads
+        ctx = self._stream.codec_context
+        self._resize = resize
+        self.width, self.height = resize or (ctx.width, ctx.height)
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.fps = Fraction(rate) if rate else Fraction(IMAGE_FOLDER_FPS)
+        self.count = self._stream.frames or None
+
+    def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        size: dict[str, Any] = {}
+        if self._resize is not None:
+            size = {"width": self._resize[0], "height": self._resize[1]}
+        try:
+            for frame in self._container.decode(self._stream):
+                if stop.is_set():
+                    return
+                yield frame.to_ndarray(format="rgb24", **size)
+        except av.FFmpegError as e:
+            raise ConvertError(f"Input {self.path} could not be decoded ({_reason(e)}).") from None
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class _ImageFolderSource(_Source):
+    def __init__(self, path: Path, resize: tuple[int, int] | None, threads: int):
+        self.path = path
+        self._files = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not self._files:
+            raise ConvertError(
+                f"Input folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})."
+            )
+        self._resize = resize
+        self._threads = threads
+        first = self._read(self._files[0], check=False)
+        self.height, self.width = first.shape[:2]
+        self.fps = Fraction(IMAGE_FOLDER_FPS)
+        self.count = len(self._files)
+
+    def _read(self, file: Path, check: bool = True) -> np.ndarray:
+        data = np.fromfile(file, dtype=np.uint8)
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if image is None:
+            raise ConvertError(f"Image {file} is not a readable image.")
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        if self._resize is not None:
+            w, h = self._resize
+            shrink = w * h < image.shape[0] * image.shape[1]
+            image = cv2.resize(
+                image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            )
+        elif check and image.shape[:2] != (self.height, self.width):
+            raise ConvertError(
+                f"Image {file} is {image.shape[1]}x{image.shape[0]} but the first image is "
+                f"{self.width}x{self.height}; give --input-resize W H to bring all to one size."
+            )
+        return image
+
+    def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
+        if self._threads <= 0:
+            for file in self._files:
+                if stop.is_set():
+                    return
+                yield self._read(file)
+            return
+        window = 2 * self._threads
+        with ThreadPoolExecutor(self._threads, thread_name_prefix="convert-decode") as pool:
+            pending: list[Future[np.ndarray]] = []
+            files = iter(self._files)
+            try:
+                while True:
+                    while len(pending) < window and (file := next(files, None)) is not None:
+                        pending.append(pool.submit(self._read, file))
+                    if not pending or stop.is_set():
+                        return
+                    yield pending.pop(0).result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+
+def _open_source(path: Path, resize: tuple[int, int] | None, threads: int) -> _Source:
+    if not path.exists():
+        raise ConvertError(f"Input {path} does not exist; give a video file or a folder of images.")
+    if path.is_dir():
+        return _ImageFolderSource(path, resize, threads)
+    return _VideoSource(path, resize, threads)
+
+
+# --- outputs -------------------------------------------------------------------------------------
+
+
+class _Sink:
+    """One output written under a temporary name; ``commit`` renames it into place."""
+
+    def __init__(self, dest: Path):
+        self.dest = dest
+        self.committed = False
+
+    def write(self, frames: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Deletes whatever was written; safe to call twice."""
+
+
+class _VideoSink(_Sink):
+    """H.264 at a fixed bit rate; frames arrive as ``[T, H, W, 3]`` uint8 RGB."""
+
+    def __init__(self, dest: Path, width: int, height: int, fps: Fraction, mbps: float):
+        super().__init__(dest)
+        self._container: Any = None
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=dest.suffix)
+        os.close(fd)
+        os.chmod(name, 0o666 & ~_UMASK)
+        self._tmp = Path(name)
+        self._count = 0
+        try:
+            self._container = av.open(name, mode="w")
+            self._stream = self._container.add_stream("libx264", rate=fps)
+            self._stream.width = width
+            self._stream.height = height
+            # 4:2:0 needs even sizes; odd ones keep full chroma.
+            self._stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+            self._stream.bit_rate = int(mbps * 1_000_000)
+        except (av.FFmpegError, OSError, ValueError) as e:
+            self.abort()
+            raise ConvertError(f"Cannot write the video {dest} ({_reason(e)}).") from None
+
+    def write(self, frames: np.ndarray) -> None:
+        for rgb in frames:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = self._count
+            self._count += 1
+            self._container.mux(self._stream.encode(frame))
+
+    def _close(self) -> None:
+        if self._container is not None:
+            container, self._container = self._container, None
+            container.close()
+
+    def commit(self) -> None:
+        self._container.mux(self._stream.encode(None))
+        self._close()
+        os.replace(self._tmp, self.dest)
+        self.committed = True
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class _PngSink(_Sink):
+    """A folder of ``0000.png``...; RGB, RGBA or grayscale by the frames' channel count."""
+
+    def __init__(self, dest: Path):
+        super().__init__(dest)
+        self._tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
+        os.chmod(self._tmp, 0o777 & ~_UMASK)
+        self._count = 0
+
+    def write(self, frames: np.ndarray) -> None:
+        for image in frames:
+            if image.shape[2] == 3:
+                image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            elif image.shape[2] == 4:
+                image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+            file = self._tmp / f"{self._count:04d}.png"
+            if not cv2.imwrite(str(file), image):
+                raise OSError(f"could not write {file.name}")
+            self._count += 1
+
+    def commit(self) -> None:
+        if not self.dest.exists():
+            os.rename(self._tmp, self.dest)
+            self.committed = True
+            return
+        # Replace an earlier frame folder: move it aside, move the new one in, delete the old.
+        old = Path(
+            tempfile.mkdtemp(dir=self.dest.parent, prefix=f".{self.dest.name}.", suffix=".old")
+        )
+        os.rename(self.dest, old / "frames")
+        os.rename(self._tmp, self.dest)
+        self.committed = True
+        shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _check_output(path: Path, output_type: str) -> None:
+    """Raises ConvertError unless ``path`` can receive an output of ``output_type``."""
+    parent = path.parent
+    if not parent.is_dir():
+        raise ConvertError(f"Cannot write {path}: the folder {parent} does not exist.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConvertError(f"Cannot write {path}: the folder {parent} is not writable.")
+    if output_type == "video":
+        if path.suffix.lower() not in VIDEO_CONTAINERS:
+            raise ConvertError(
+                f"Cannot write the video {path}: give a file name ending in "
+                f"{', '.join(VIDEO_CONTAINERS)}."
+            )
+        if path.is_dir():
+            raise ConvertError(f"Cannot write the video {path}: a folder of that name exists.")
+    elif path.exists():
+        if not path.is_dir():
+            raise ConvertError(f"Cannot write PNG frames to {path}: it is a file, not a folder.")
+        if any(not _FRAME_NAME.fullmatch(p.name) for p in path.iterdir()):
+            raise ConvertError(
+                f"Cannot write PNG frames to {path}: the folder holds other files; give a new or "
+                "empty folder."
+            )
+
+
+# --- threads -------------------------------------------------------------------------------------
+
+
+class _Worker(threading.Thread):
+    """A thread that records the exception that ended it."""
+
+    def __init__(self, name: str, stop: threading.Event):
+        super().__init__(name=name, daemon=True)
+        self.stop = stop
+        self.error: BaseException | None = None
+
+    def put(self, q: queue.Queue[Any], item: Any, alive: Callable[[], bool]) -> bool:
+        """Puts ``item`` once there is room; False if stopped or ``alive`` turned false first."""
+        while not self.stop.is_set() and alive():
+            try:
+                q.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+class _Reader(_Worker):
+    """Decodes chunks of ``seq_chunk`` frames into ``chunks``; ``None`` marks the end."""
+
+    def __init__(self, source: _Source, seq_chunk: int, stop: threading.Event):
+        super().__init__("convert-reader", stop)
+        self.source = source
+        self.seq_chunk = seq_chunk
+        self.chunks: queue.Queue[np.ndarray | None] = queue.Queue(_QUEUE_CHUNKS)
+
+    def run(self) -> None:
+        try:
+            batch: list[np.ndarray] = []
+            for frame in self.source.frames(self.stop):
+                batch.append(frame)
+                if len(batch) == self.seq_chunk:
+                    if not self.put(self.chunks, np.stack(batch), lambda: True):
+                        return
+                    batch = []
+            if batch and not self.put(self.chunks, np.stack(batch), lambda: True):
+                return
+        except BaseException as e:  # handed to the converting thread
+            self.error = e
+        finally:
+            self.source.close()
+        self.put(self.chunks, None, lambda: True)
+
+
+class _Writer(_Worker):
+    """Writes the frame chunks of one output; ``None`` in the queue marks the end."""
+
+    def __init__(self, sink: _Sink, stop: threading.Event):
+        super().__init__(f"convert-writer-{sink.dest.name}", stop)
+        self.sink = sink
+        self.chunks: queue.Queue[np.ndarray | None] = queue.Queue(_QUEUE_CHUNKS)
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                try:
+                    frames = self.chunks.get(timeout=_POLL_S)
+                except queue.Empty:
+                    continue
+                if frames is None:
+                    return
+                self.sink.write(frames)
+        except BaseException as e:  # handed to the converting thread
+            self.error = e
+
+
+# --- conversion ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Request:
+    source: Path
+    outputs: dict[str, Path]
+    output_type: str
+    resize: tuple[int, int] | None
+    ratio: float | None
+    mbps: float
+    seq_chunk: int
+    num_workers: int
+
+
+def _check_request(
+    input_source: str | os.PathLike[str],
+    input_resize: Sequence[int] | None,
+    downsample_ratio: float | None,
+    output_type: str,
+    output_composition: str | os.PathLike[str] | None,
+    output_alpha: str | os.PathLike[str] | None,
+    output_foreground: str | os.PathLike[str] | None,
+    output_video_mbps: float | None,
+    seq_chunk: int,
+    num_workers: int,
+) -> _Request:
+    """Validates every argument that does not need the model; raises ConvertError."""
+    if output_type not in OUTPUT_TYPES:
+        raise ConvertError(
+            f"Output type '{output_type}' is not known; choose one of: {', '.join(OUTPUT_TYPES)}."
+        )
+    named = {
+        "composition": output_composition,
+        "alpha": output_alpha,
+        "foreground": output_foreground,
+    }
+    outputs = {k: Path(v) for k, v in named.items() if v is not None and str(v) != ""}
+    if not outputs:
+        raise ConvertError("No output was given; give a composition, alpha or foreground output.")
+    resolved = [p.resolve() for p in outputs.values()]
+    if len(set(resolved)) != len(resolved):
+        raise ConvertError("Two outputs have the same path; give each output its own path.")
+    resize = None
+    if input_resize is not None:
+        if len(input_resize) != 2 or any(int(v) != v or v <= 0 for v in input_resize):
+            raise ConvertError(
+                f"Input resize {list(input_resize)} is not two positive whole numbers W H."
+            )
+        resize = (int(input_resize[0]), int(input_resize[1]))
+    if downsample_ratio is not None and not 0 < downsample_ratio <= 1:
+        raise ConvertError(
+            f"Downsample ratio {downsample_ratio} is out of range; give a number in (0, 1] "
+            "or leave it out to choose automatically."
+        )
+    mbps = DEFAULT_MBPS if output_video_mbps is None else float(output_video_mbps)
+    if not mbps > 0:
+        raise ConvertError(f"Video bit rate {output_video_mbps} Mb/s must be above 0.")
+    if int(seq_chunk) != seq_chunk or seq_chunk < 1:
+        raise ConvertError(f"Sequence chunk {seq_chunk} must be a whole number of at least 1.")
+    if int(num_workers) != num_workers or num_workers < 0:
+        raise ConvertError(f"Number of workers {num_workers} must be a whole number of 0 or more.")
+    source = Path(input_source)
+    if not source.exists():
+        raise ConvertError(
+            f"Input {source} does not exist; give a video file or a folder of images."
+        )
+    for path in outputs.values():
+        _check_output(path, output_type)
+    return _Request(
+        source=source,
+        outputs=outputs,
+        output_type=output_type,
+        resize=resize,
+        ratio=downsample_ratio,
+        mbps=mbps,
+        seq_chunk=int(seq_chunk),
+        num_workers=int(num_workers),
+    )
+
+
+def _device_dtype(
+    model: torch.nn.Module, device: torch.device | str | None, dtype: torch.dtype | None
+) -> tuple[torch.device, torch.dtype]:
+    if device is not None and dtype is not None:
+        return torch.device(device), dtype
+    param = next(iter(model.parameters()), None)
+    if param is None:
+        raise ConvertError(
+            "The model has no parameters to take the device and dtype from (a frozen TorchScript "
+            "model?); pass device and dtype to convert_video."
+        )
+    return torch.device(device or param.device), dtype or param.dtype
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """``[1, T, C, H, W]`` in 0..1 -> ``[T, H, W, C]`` uint8 on the CPU."""
+    x = x[0].float().mul(255).round_().clamp_(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def _frames_out(
+    kind: str, output_type: str, fgr: torch.Tensor, pha: torch.Tensor, green: torch.Tensor
+) -> np.ndarray:
+    if kind == "composition":
+        if output_type == "png_sequence":
+            return _to_uint8(torch.cat([fgr, pha], dim=2))
+        return _to_uint8(fgr * pha + green * (1 - pha))
+    if kind == "alpha":
+        return _to_uint8(pha.expand(-1, -1, 3, -1, -1) if output_type == "video" else pha)
+    return _to_uint8(fgr)
+
+
+def convert_video(
+    model: torch.nn.Module,
+    input_source: str | os.PathLike[str],
+    input_resize: Sequence[int] | None = None,
+    downsample_ratio: float | None = None,
+    output_type: str = "video",
+    output_composition: str | os.PathLike[str] | None = None,
+    output_alpha: str | os.PathLike[str] | None = None,
+    output_foreground: str | os.PathLike[str] | None = None,
+    output_video_mbps: float | None = None,
+    seq_chunk: int = 1,
+    num_workers: int = 0,
+    progress: bool = True,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> None:
+    """Mattes a video file or a folder of images with ``model`` and writes the chosen outputs.
+
+    Args:
+        model: the network (eager, scripted or frozen TorchScript), in eval mode.
+        input_source: a video file or a folder of images (taken in name order, at 30 fps).
+        input_resize: ``(W, H)`` to resize every input frame to.
+        downsample_ratio: the network's internal scale; None picks ``min(512 / max(H, W), 1)``.
+        output_type: ``video`` (H.264 at the input's fps) or ``png_sequence`` (folders of
+            ``0000.png``...).
+        output_composition: the foreground over green (video) or as RGBA (PNG).
+        output_alpha: the alpha matte.
+        output_foreground: the foreground colours.
+        output_video_mbps: video bit rate in Mb/s; 1 when None.
+        seq_chunk: frames that go through the network at once.
+        num_workers: decoding threads; 0 leaves the choice to the decoder.
+        progress: show a progress bar on stderr.
+        device: where the network runs; taken from the model's parameters when None.
+        dtype: input dtype of the network; taken from the model's parameters when None.
+
+    Raises:
+        ConvertError: an argument is invalid, the input cannot be read, an output cannot be written,
+            or device and dtype are missing for a model without parameters. Nothing is left behind
+            at any of the output paths then.
+    """
+    req = _check_request(
+        input_source,
+        input_resize,
+        downsample_ratio,
+        output_type,
+        output_composition,
+        output_alpha,
+        output_foreground,
+        output_video_mbps,
+        seq_chunk,
+        num_workers,
+    )
+    device, dtype = _device_dtype(model, device, dtype)
+    source = _open_source(req.source, req.resize, req.num_workers)
+    ratio = req.ratio or auto_downsample_ratio(source.height, source.width)
+    stop = threading.Event()
+    sinks: list[_Sink] = []
+    writers: dict[str, _Writer] = {}
+    reader = _Reader(source, req.seq_chunk, stop)
+    bar = tqdm(total=source.count, disable=not progress, unit="frame", dynamic_ncols=True)
+    try:
+        for kind, path in req.outputs.items():
+            sink: _Sink
+            if req.output_type == "video":
+                sink = _VideoSink(path, source.width, source.height, source.fps, req.mbps)
+            else:
+                sink = _PngSink(path)
+            sinks.append(sink)
+            writers[kind] = _Writer(sink, stop)
+        for writer in writers.values():
+            writer.start()
+        reader.start()
+        _run_network(model, reader, writers, req.output_type, ratio, device, dtype, bar)
+        for writer in writers.values():
+            writer.join()
+            if writer.error is not None:
+                raise _write_error(writer)
+        for sink in sinks:
+            sink.commit()
+    except ConvertError:
+        raise
+    except OSError as e:
+        raise ConvertError(f"Could not write the outputs ({_reason(e)}).") from None
+    finally:
+        stop.set()
+        bar.close()
+        for thread in (reader, *writers.values()):
+            if thread.is_alive():
+                thread.join(_JOIN_S)
+        if reader.ident is None:
+            source.close()
+        for sink in sinks:
+            if not sink.committed:
+                sink.abort()
+
+
+def _write_error(writer: _Writer) -> ConvertError:
+    return ConvertError(f"Could not write {writer.sink.dest} ({_reason(writer.error)}).")
+
+
+def _run_network(
+    model: torch.nn.Module,
+    reader: _Reader,
+    writers: dict[str, _Writer],
+    output_type: str,
+    ratio: float,
+    device: torch.device,
+    dtype: torch.dtype,
+    bar: tqdm,
+) -> None:
+    """Feeds the reader's chunks through ``model`` and hands the results to the writers."""
+    green = torch.tensor(GREEN, device=device, dtype=dtype).view(1, 1, 3, 1, 1)
+    rec: list[torch.Tensor | None] = [None, None, None, None]
+    with torch.inference_mode():
+        while True:
+            try:
+                chunk = reader.chunks.get(timeout=_POLL_S)
+            except queue.Empty:
+                _check_writers(writers)
+                if not reader.is_alive() and reader.chunks.empty():
+                    break
+                continue
+            if chunk is None:
+                break
+            src = torch.from_numpy(chunk).to(device, non_blocking=True)
+            src = src.permute(0, 3, 1, 2).unsqueeze(0).to(dtype).div_(255)
+            fgr, pha, *rec = model(src, *rec, float(ratio))
+            for kind, writer in writers.items():
+                frames = _frames_out(kind, output_type, fgr, pha, green)
+                if not writer.put(writer.chunks, frames, writer.is_alive):
+                    raise _write_error(writer)
+            bar.update(chunk.shape[0])
+        if reader.error is not None:
+            if isinstance(reader.error, ConvertError):
+                raise reader.error
+            raise ConvertError(
+                f"Could not read {reader.source.path} ({_reason(reader.error)})."
+            ) from reader.error
+        for writer in writers.values():
+            if not writer.put(writer.chunks, None, writer.is_alive):
+                raise _write_error(writer)
+
+
+def _check_writers(writers: dict[str, _Writer]) -> None:
+    for writer in writers.values():
+        if not writer.is_alive() and writer.error is not None:
+            raise _write_error(writer)
+
+
+def _reason(e: BaseException | None) -> str:
+    if e is None:
+        return "stopped"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.rstrip(".")
+    text = str(e).strip().splitlines()
+    return text[0].rstrip(".") if text else type(e).__name__
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m app.matting.convert",
+        description="Matte a video file or a folder of images with Robust Video Matting.",
+    )
+    p.add_argument("--variant", default="mobilenetv3", choices=("mobilenetv3", "resnet50"))
+    p.add_argument("--checkpoint", help="weights file (.pth or the official .onnx)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16"))
+    p.add_argument("--input-source", required=True, help="video file or folder of images")
+    p.add_argument("--input-resize", type=int, nargs=2, metavar=("W", "H"))
+    p.add_argument("--downsample-ratio", type=float, help="in (0, 1]; automatic when left out")
+    p.add_argument("--output-type", default="video", choices=OUTPUT_TYPES)
+    p.add_argument("--output-composition")
+    p.add_argument("--output-alpha")
+    p.add_argument("--output-foreground")
+    p.add_argument("--output-video-mbps", type=float, help=f"default {DEFAULT_MBPS:g}")
+    p.add_argument("--seq-chunk", type=int, default=1)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--disable-progress", action="store_true")
+    return p
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turns ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into an available device.
+
+    Raises:
+        ConvertError: the name is not a device, or the device is not available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConvertError(
+            f"Device '{name}' is not known; use auto, cpu, cuda or cuda:N."
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConvertError(
+                "CUDA was asked for but no CUDA device is available; use --device cpu."
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConvertError(
+                f"Device {name} does not exist; this machine has {torch.cuda.device_count()} "
+                "CUDA device(s)."
+            )
+    elif device.type != "cpu":
+        raise ConvertError(f"Device '{name}' is not supported; use auto, cpu, cuda or cuda:N.")
+    return device
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the conversion command line; returns the exit status."""
+    from app.matting.weights import WeightsError, load_model
+
+    args = _parser().parse_args(argv)
+    try:
+        _check_request(
+            args.input_source,
+            args.input_resize,
+            args.downsample_ratio,
+            args.output_type,
+            args.output_composition,
+            args.output_alpha,
+            args.output_foreground,
+            args.output_video_mbps,
+            args.seq_chunk,
+            args.num_workers,
+        )
+        device = resolve_device(args.device)
+        if args.precision == "fp16" and device.type != "cuda":
+            raise ConvertError("fp16 runs on a CUDA device only; use --precision fp32 on the CPU.")
+        dtype = torch.float16 if args.precision == "fp16" else torch.float32
+        model = load_model(args.variant, args.checkpoint, device=device, dtype=dtype)
+        convert_video(
+            model,
+            input_source=args.input_source,
+            input_resize=args.input_resize,
+            downsample_ratio=args.downsample_ratio,
+            output_type=args.output_type,
+            output_composition=args.output_composition,
+            output_alpha=args.output_alpha,
+            output_foreground=args.output_foreground,
+            output_video_mbps=args.output_video_mbps,
+            seq_chunk=args.seq_chunk,
+            num_workers=args.num_workers,
+            progress=not args.disable_progress,
+            device=device,
+            dtype=dtype,
+        )
+    except (ConvertError, WeightsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; unfinished outputs were deleted.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
