@@ -213,15 +213,17 @@ def test_video_recording_round_trips(tmp_path: Path, suffix: str) -> None:
         assert np.abs(frame.reshape(-1, 3).mean(0) - colour).max() < 4
 
 
-def test_png_sequence_keeps_alpha(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cpus", [1, 8])  # one writer thread, or several
+def test_png_sequence_keeps_alpha_and_order(tmp_path: Path, monkeypatch, cpus: int) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     folder = tmp_path / "frames"
     rng = np.random.default_rng(5)
-    frames = [rng.integers(0, 256, (HEIGHT, WIDTH, 4), dtype=np.uint8) for _ in range(3)]
+    frames = [rng.integers(0, 256, (HEIGHT, WIDTH, 4), dtype=np.uint8) for _ in range(12)]
     with Recorder(folder, WIDTH, HEIGHT, 30.0, rgba=True) as recorder:
         write_frames(recorder, frames)
         with pytest.raises(ValueError):
             recorder.send(frames[0][..., :3])
-    assert sorted(os.listdir(folder)) == ["00000.png", "00001.png", "00002.png"]
+    assert sorted(os.listdir(folder)) == [f"{i:05d}.png" for i in range(12)]
     for i, frame in enumerate(frames):
         back = cv2.imread(str(folder / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED)
         assert np.array_equal(cv2.cvtColor(back, cv2.COLOR_BGRA2RGBA), frame)

@@ -14,6 +14,7 @@ import queue
 import secrets
 import shutil
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -91,7 +92,8 @@ class _VideoWriter:
             self.container.close()
             raise
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, index: int, frame: np.ndarray) -> None:
+        del index  # one writer thread keeps the order; pts count the frames written
         rgb = self._av.VideoFrame.from_ndarray(frame, format="rgb24")
         video_frame = rgb.reformat(format="yuv420p", dst_colorspace=self._colorspace)
         video_frame.pts = self.index
@@ -113,19 +115,26 @@ class _VideoWriter:
 
 
 class _PngWriter:
-    """Numbered PNG files (``00000.png`` ...) in a folder."""
+    """Numbered PNG files (``00000.png`` ...) in a folder; safe to use from several threads."""
+
+    # Fast zlib level with run-length matching: quicker and smaller than the default strategy on
+    # camera frames.
+    PARAMS = (
+        cv2.IMWRITE_PNG_COMPRESSION,
+        1,
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_RLE,
+    )
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        self.index = 0
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, index: int, frame: np.ndarray) -> None:
         code = cv2.COLOR_RGBA2BGRA if frame.shape[2] == 4 else cv2.COLOR_RGB2BGR
-        ok, data = cv2.imencode(".png", cv2.cvtColor(frame, code), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        ok, data = cv2.imencode(".png", cv2.cvtColor(frame, code), list(self.PARAMS))
         if not ok:
             raise OSError("PNG encoding failed")
-        data.tofile(os.path.join(self.folder, f"{self.index:05d}.png"))
-        self.index += 1
+        data.tofile(os.path.join(self.folder, f"{index:05d}.png"))
 
     def finish(self) -> None:
         pass
@@ -196,6 +205,8 @@ class Recorder(Sink):
                 "RGBA PNG frames instead."
             )
         self.frames_written = 0
+        self._frames_queued = 0
+        self._count_lock = threading.Lock()
         self._error: str | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._temp = self._make_temp()
@@ -204,8 +215,15 @@ class Recorder(Sink):
         except OutputError:
             self._discard_temp()
             raise
-        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
-        self._thread.start()
+        # Video frames must be encoded in order: one thread. PNG frames are independent, and
+        # OpenCV encodes without holding the GIL, so a few threads share the work.
+        workers = 1 if self.is_video else max(1, min(4, (os.cpu_count() or 2) // 2))
+        self._threads = [
+            threading.Thread(target=self._run, name=f"recorder-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def temp_path(self) -> Path:
@@ -263,20 +281,23 @@ class Recorder(Sink):
                 return
             if self._error is not None:
                 continue  # keep draining so producers never block on a dead writer
-            frame = item
-            assert isinstance(frame, np.ndarray)
+            index, frame = item
             if self.is_video and frame.shape[:2] != (even_h, even_w):
                 frame = np.ascontiguousarray(frame[:even_h, :even_w])
             try:
-                self._writer.write(frame)
-                self.frames_written += 1
+                self._writer.write(index, frame)
+                with self._count_lock:
+                    self.frames_written += 1
             except Exception as exc:
                 self._error = str(exc) or type(exc).__name__
 
     def _send(self, frame: np.ndarray) -> None:
         if self._error is not None:
             raise self._fail(self._error)
-        self._queue.put(frame)
+        with self._count_lock:
+            index = self._frames_queued
+            self._frames_queued += 1
+        self._queue.put((index, frame))
 
     def _discard_temp(self) -> None:
         if self._temp.is_dir():
@@ -285,9 +306,12 @@ class Recorder(Sink):
             self._temp.unlink(missing_ok=True)
 
     def _close(self) -> None:
-        self._queue.put(_DONE)
-        self._thread.join(timeout=_FLUSH_TIMEOUT)
-        if self._thread.is_alive():
+        for _ in self._threads:
+            self._queue.put(_DONE)
+        deadline = time.monotonic() + _FLUSH_TIMEOUT
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in self._threads):
             self._writer.abandon()
             raise self._fail(f"the writer did not finish within {_FLUSH_TIMEOUT:g} s")
         if self._error is None:
