@@ -1,6 +1,6 @@
 """Recording to an H.264 video (.mp4, .mkv, .mov) or to a folder of PNG frames.
 
-Frames are encoded on a writer thread behind a bounded queue: the caller never waits for the
+Frames are encoded on writer threads behind a bounded queue: the caller never waits for the
 encoder unless the queue is full, and then it waits rather than lose a frame. Everything is written
 under a hidden temporary name beside the destination and renamed into place by :meth:`close`, so an
 interrupted run never leaves a file that looks complete.
