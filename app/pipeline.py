@@ -493,7 +493,7 @@ class Pipeline:
             mirror=s.mirror,
             rgba=s.background.has_alpha,
         )
-        alpha = self._compositor.alpha_u8(m.pha)
+        alpha = self._compositor.alpha_u8(m.pha, mirror=s.mirror)
         now = time.monotonic()
         self._latency.add(now - frame.t_capture)
         self._matte_age.add(frame.t_capture - matted.frame.t_capture)
