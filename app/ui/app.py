@@ -1,0 +1,137 @@
+"""Starts the desktop app: the QApplication, the dark theme, the remembered settings, the window.
+
+``python main.py`` (without ``--headless``) calls :func:`run_gui` after checking that a display
+exists. Two environment variables serve the screenshot tool: ``MATTECAM_SCREENSHOT=PATH`` saves a
+picture of the window once ``MATTECAM_SCREENSHOT_FRAMES`` (default 60) preview frames were shown,
+then quits; ``MATTECAM_SETTINGS_DIR`` keeps the remembered settings in a folder of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtWidgets import QApplication
+
+from app.settings import Settings
+from app.ui.controls import is_camera_spec
+from app.ui.main_window import ASSETS, MainWindow
+from app.ui.store import APPLICATION, ORGANISATION, Store
+from app.ui.theme import apply_theme
+
+ENV_SCREENSHOT = "MATTECAM_SCREENSHOT"
+ENV_SCREENSHOT_FRAMES = "MATTECAM_SCREENSHOT_FRAMES"
+
+
+def application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication, created and themed on first use."""
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+            Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+        )
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    QCoreApplication.setOrganizationName(ORGANISATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    QGuiApplication.setApplicationDisplayName("mattecam")
+    QGuiApplication.setDesktopFileName("mattecam")
+    icon = ASSETS / "icon.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    apply_theme(app)
+    return app  # type: ignore[return-value]
+
+
+def startup_settings(
+    settings: Settings, overrides: Iterable[str], store: Store
+) -> tuple[Settings, list[str]]:
+    """The settings the window starts with: remembered values, except where the command line
+    gave one (``overrides``); a file source plays in a loop like a camera.
+
+    Returns:
+        The settings and one sentence for each remembered value that had to be skipped.
+    """
+    overrides = set(overrides)
+    merged, problems = store.load_settings(settings, overrides)
+    source = merged.source
+    if (
+        "loop" not in overrides
+        and not is_camera_spec(source)
+        and not source.startswith("synthetic")
+    ):
+        merged = merged.replace(loop=True)
+    return merged, problems
+
+
+def build_window(
+    settings: Settings,
+    overrides: Iterable[str] = (),
+    vcam_backend: str | None = None,
+    *,
+    store: Store | None = None,
+    fetch: Callable[..., Path] | None = None,
+    screenshot: str | None = None,
+    screenshot_frames: int = 60,
+) -> MainWindow:
+    """Creates, restores and shows the window (a QApplication must exist).
+
+    Args:
+        settings: the command line's settings.
+        overrides: names of the fields the command line gave.
+        vcam_backend: virtual camera backend for the pipeline.
+        store: remembered settings; None opens the default store.
+        fetch: returns a variant's weights with progress (``app.matting.weights.fetch``).
+        screenshot: save a picture of the window here after ``screenshot_frames`` frames, then
+            close.
+        screenshot_frames: see ``screenshot``.
+    """
+    store = store if store is not None else Store()
+    merged, problems = startup_settings(settings, overrides, store)
+    window = MainWindow(
+        merged,
+        store,
+        vcam_backend=vcam_backend,
+        fetch=fetch,
+        screenshot=screenshot,
+        screenshot_frames=screenshot_frames,
+    )
+    for problem in problems:
+        window.banners.show_message("warning", problem)
+    geometry = store.geometry()
+    if geometry is None or not window.restoreGeometry(geometry):
+        screen = QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else None
+        width = min(1440, int(area.width() * 0.92)) if area else 1440
+        height = min(900, int(area.height() * 0.92)) if area else 900
+        window.resize(max(width, window.minimumWidth()), max(height, window.minimumHeight()))
+    window.show()
+    return window
+
+
+def run_gui(settings: Settings, overrides: set[str], vcam_backend: str | None = None) -> int:
+    """Runs the desktop app until its window closes.
+
+    Args:
+        settings: the settings the command line built.
+        overrides: the :class:`Settings` field names the user gave on the command line; they win
+            over the remembered values for this run.
+        vcam_backend: virtual camera backend name (None: any installed driver).
+
+    Returns:
+        The exit code: 0, or 1 when a requested screenshot could not be taken.
+    """
+    app = application()
+    screenshot = os.environ.get(ENV_SCREENSHOT, "").strip() or None
+    try:
+        frames = int(os.environ.get(ENV_SCREENSHOT_FRAMES, "60"))
+    except ValueError:
+        frames = 60
+    window = build_window(
+        settings, overrides, vcam_backend, screenshot=screenshot, screenshot_frames=frames
+    )
+    code = app.exec()
+    return max(int(code), int(window.exit_code))

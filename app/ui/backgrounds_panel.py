@@ -1,0 +1,493 @@
+"""The background picker: a grid of thumbnails for the built-in kinds, the bundled images and the
+user's own images and videos (added with a button or by drag and drop, removable, remembered)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QImage,
+    QLinearGradient,
+    QPainter,
+    QPixmap,
+    QRadialGradient,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QColorDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.settings import DEFAULT_BLUR, GREEN_SCREEN, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Background
+from app.ui.workers import THUMB_SIZE, Io
+
+ICON = QSize(128, 72)
+KEY_ROLE = Qt.ItemDataRole.UserRole
+BUILTIN = ("none", "blur", "color", "green")
+BUILTIN_LABELS = {"none": "None", "blur": "Blur", "color": "Colour", "green": "Green screen"}
+FILE_FILTER = "Images and videos ({})".format(
+    " ".join(f"*{s}" for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One thumbnail of the grid.
+
+    Attributes:
+        key: ``none``, ``blur``, ``color``, ``green`` or the file's path.
+        label: the text under the thumbnail.
+        user: added by the user (removable).
+    """
+
+    key: str
+    label: str
+    user: bool = False
+
+    @property
+    def is_file(self) -> bool:
+        """Whether the choice is an image or video file."""
+        return self.key not in BUILTIN
+
+
+def bundled_backgrounds(folder: Path) -> list[Path]:
+    """The images in the bundled backgrounds folder, sorted by name."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def is_background_file(path: str) -> bool:
+    """Whether a file name looks like an image or a video."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+
+
+def _title(path: Path) -> str:
+    return path.stem.replace("-", " ").replace("_", " ").capitalize()
+
+
+def _file_key(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _tile(paint: Callable[[QPainter, QRect], None]) -> QPixmap:
+    pix = QPixmap(THUMB_SIZE)
+    pix.fill(QColor("#20242b"))
+    with QPainter(pix) as p:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        paint(p, pix.rect())
+    return pix
+
+
+def _paint_person(p: QPainter, r: QRect, color: QColor) -> None:
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(color)
+    cx, h = r.center().x(), r.height()
+    p.drawEllipse(QPointF(cx, r.top() + h * 0.38), h * 0.16, h * 0.16)
+    p.drawRoundedRect(int(cx - h * 0.3), int(r.top() + h * 0.6), int(h * 0.6), int(h * 0.5), 14, 14)
+
+
+def _builtin_icon(key: str, color: tuple[int, int, int]) -> QIcon:
+    def paint(p: QPainter, r: QRect) -> None:
+        if key == "none":
+            grad = QLinearGradient(0, 0, r.width(), r.height())
+            grad.setColorAt(0, QColor("#5d6b79"))
+            grad.setColorAt(1, QColor("#39424d"))
+            p.fillRect(r, grad)
+        elif key == "blur":
+            p.fillRect(r, QColor("#4a5a6a"))
+            for x, y, c in [(0.2, 0.3, "#d9b38c"), (0.75, 0.35, "#8cb3d9"), (0.5, 0.9, "#9ad98c")]:
+                g = QRadialGradient(QPointF(r.width() * x, r.height() * y), r.width() * 0.45)
+                g.setColorAt(0, QColor(c))
+                g.setColorAt(1, QColor(0, 0, 0, 0))
+                p.fillRect(r, g)
+        else:
+            p.fillRect(r, QColor(*color))
+        _paint_person(p, r, QColor(255, 255, 255, 215))
+
+    return QIcon(_tile(paint))
+
+
+def _placeholder_icon(text: str) -> QIcon:
+    def paint(p: QPainter, r: QRect) -> None:
+        p.setPen(QColor("#9aa3ad"))
+        p.drawText(r, int(Qt.AlignmentFlag.AlignCenter), text)
+
+    return QIcon(_tile(paint))
+
+
+class BackgroundGrid(QListWidget):
+    """The thumbnail grid; files dropped on it are handed to the panel."""
+
+    files_dropped = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("backgroundGrid")
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setWrapping(True)
+        self.setUniformItemSizes(True)
+        self.setIconSize(ICON)
+        self.setGridSize(QSize(ICON.width() + 16, ICON.height() + 34))
+        self.setSpacing(2)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.setAcceptDrops(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+        self.setMinimumSize(2 * (ICON.width() + 16) + 24, ICON.height() + 60)
+
+    @staticmethod
+    def _paths(event: QDragEnterEvent | QDropEvent) -> list[str]:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        return [u.toLocalFile() for u in urls if u.isLocalFile()]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(is_background_file(p) for p in self._paths(event)):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragEnterEvent) -> None:
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = self._paths(event)
+        event.acceptProposedAction()
+        if paths:
+            self.files_dropped.emit(paths)
+
+
+class BackgroundsPanel(QWidget):
+    """Picks the background.
+
+    Args:
+        io: reads thumbnails off the UI thread.
+        bundled: the bundled background images.
+        user_files: the user's files remembered from earlier runs.
+        current: the background in use.
+
+    Signals:
+        background_chosen(Background): the user picked a background.
+        user_files_changed(list): the user's files, after an addition or removal.
+        problem(str): something the user should read (an unreadable file).
+    """
+
+    background_chosen = Signal(object)
+    user_files_changed = Signal(list)
+    problem = Signal(str)
+
+    def __init__(
+        self,
+        io: Io,
+        bundled: Iterable[Path],
+        user_files: Iterable[str],
+        current: Background,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._io = io
+        self._items: dict[str, QListWidgetItem] = {}
+        self._color = current.color if current.kind == "color" else (30, 90, 160)
+        self._pending_select: str | None = None
+        self._thumbs_ready: set[str] = set()
+        #: Asks the user for a colour; returns None when cancelled (replaceable for tests).
+        self.ask_color: Callable[[QColor], QColor | None] = self._ask_color
+        #: Asks the user for files to add (replaceable for tests).
+        self.ask_files: Callable[[], list[str]] = self._ask_files
+
+        self.grid = BackgroundGrid()
+        self.grid.currentItemChanged.connect(self._on_current_changed)
+        self.grid.itemClicked.connect(self._on_clicked)
+        self.grid.customContextMenuRequested.connect(self._context_menu)
+        self.grid.files_dropped.connect(self.add_files)
+        io.worker.thumbnail_ready.connect(self._on_thumbnail, Qt.ConnectionType.QueuedConnection)
+        io.worker.thumbnail_failed.connect(
+            self._on_thumbnail_failed, Qt.ConnectionType.QueuedConnection
+        )
+
+        strength = current.strength if current.kind == "blur" else DEFAULT_BLUR
+        self.blur_slider = QSlider(Qt.Orientation.Horizontal)
+        self.blur_slider.setRange(1, 40)
+        self.blur_slider.setValue(round(strength))
+        self.blur_slider.setToolTip("How strongly the background is blurred")
+        self.blur_value = QLabel(f"{self.blur_slider.value()}")
+        self.blur_value.setMinimumWidth(24)
+        self.blur_slider.valueChanged.connect(self._on_strength)
+
+        self.add_button = QPushButton("Add images or videos…")
+        self.add_button.setToolTip("Add your own backgrounds (you can also drop files on the grid)")
+        self.add_button.clicked.connect(lambda: self.add_files(self.ask_files()))
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Remove the selected background you added")
+        self.remove_button.clicked.connect(self.remove_current)
+        self.remove_button.setEnabled(False)
+
+        blur_row = QHBoxLayout()
+        blur_row.addWidget(QLabel("Blur strength"))
+        blur_row.addWidget(self.blur_slider, 1)
+        blur_row.addWidget(self.blur_value)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button, 1)
+        buttons.addWidget(self.remove_button)
+        hint = QLabel("Drop images or videos here to add them.")
+        hint.setObjectName("muted")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.grid, 1)
+        layout.addLayout(blur_row)
+        layout.addLayout(buttons)
+        layout.addWidget(hint)
+
+        for key in BUILTIN:
+            self._add_item(
+                Choice(key, BUILTIN_LABELS[key]), _builtin_icon(key, self._builtin_color(key))
+            )
+        for path in bundled:
+            self._add_file_item(str(path), _title(path), user=False)
+        for path in user_files:
+            self._add_file_item(path, Path(path).name, user=True)
+        self.select(current)
+
+    # --- items -----------------------------------------------------------------------------------
+
+    def _builtin_color(self, key: str) -> tuple[int, int, int]:
+        return self._color if key == "color" else GREEN_SCREEN
+
+    def _add_item(self, choice: Choice, icon: QIcon) -> QListWidgetItem:
+        item = QListWidgetItem(icon, choice.label)
+        item.setData(KEY_ROLE, choice)
+        item.setToolTip(choice.key if choice.is_file else choice.label)
+        item.setSizeHint(self.grid.gridSize() - QSize(4, 4))
+        self.grid.addItem(item)
+        self._items[choice.key] = item
+        return item
+
+    def _add_file_item(self, path: str, label: str, user: bool) -> QListWidgetItem | None:
+        key = _file_key(path)
+        if key in self._items:
+            return None
+        item = self._add_item(Choice(key, label, user), _placeholder_icon("Loading…"))
+        self._io.request_thumbnail(key)
+        return item
+
+    def choices(self) -> list[Choice]:
+        """Every thumbnail, in grid order."""
+        return [self.grid.item(i).data(KEY_ROLE) for i in range(self.grid.count())]
+
+    def item(self, key: str) -> QListWidgetItem | None:
+        """The grid item of a choice key (file keys are resolved paths)."""
+        return self._items.get(key if key in BUILTIN else _file_key(key))
+
+    @property
+    def thumbnails_ready(self) -> set[str]:
+        """Keys of the files whose thumbnails are shown."""
+        return set(self._thumbs_ready)
+
+    def user_files(self) -> list[str]:
+        """The user's files, in grid order."""
+        return [c.key for c in self.choices() if c.user]
+
+    def current_choice(self) -> Choice | None:
+        """The selected thumbnail."""
+        item = self.grid.currentItem()
+        return item.data(KEY_ROLE) if item is not None else None
+
+    def background_for(self, choice: Choice) -> Background:
+        """The background a thumbnail stands for, with the current blur strength and colour."""
+        if choice.key == "blur":
+            return Background(kind="blur", strength=float(self.blur_slider.value()))
+        if choice.key == "color":
+            return Background(kind="color", color=self._color)
+        if choice.key in ("none", "green"):
+            return Background(kind=choice.key)
+        kind = "video" if Path(choice.key).suffix.lower() in VIDEO_SUFFIXES else "image"
+        return Background(kind=kind, path=choice.key)
+
+    # --- selection -------------------------------------------------------------------------------
+
+    def select(self, background: Background) -> None:
+        """Shows ``background`` as selected without announcing it (e.g. at start-up).
+
+        A file that is not in the grid yet is added to the user's files.
+        """
+        if background.kind == "blur":
+            self._set_slider(background.strength)
+        if background.kind == "color":
+            self._set_color(background.color)
+        key = background.kind if background.kind in BUILTIN else None
+        if background.kind in ("image", "video") and background.path:
+            key = _file_key(background.path)
+            if key not in self._items:
+                self._add_file_item(key, Path(key).name, user=True)
+                self.user_files_changed.emit(self.user_files())
+        item = self._items.get(key) if key else None
+        self.grid.blockSignals(True)
+        try:
+            self.grid.setCurrentItem(item)
+            if item is None:
+                self.grid.clearSelection()
+        finally:
+            self.grid.blockSignals(False)
+        self._update_remove()
+
+    def step(self, delta: int) -> None:
+        """Selects the next (``delta`` 1) or previous (-1) thumbnail, wrapping around."""
+        count = self.grid.count()
+        if count == 0:
+            return
+        row = self.grid.currentRow()
+        row = 0 if row < 0 else (row + delta) % count
+        self.grid.setCurrentRow(row)
+
+    def _on_current_changed(self, current: QListWidgetItem | None, _previous: object) -> None:
+        self._update_remove()
+        if current is not None:
+            self.background_chosen.emit(self.background_for(current.data(KEY_ROLE)))
+
+    def _on_clicked(self, item: QListWidgetItem) -> None:
+        if item.data(KEY_ROLE).key != "color":
+            return
+        color = self.ask_color(QColor(*self._color))
+        if color is not None and color.isValid():
+            self._set_color((color.red(), color.green(), color.blue()))
+            self.background_chosen.emit(self.background_for(item.data(KEY_ROLE)))
+
+    def _set_color(self, rgb: tuple[int, int, int]) -> None:
+        self._color = tuple(int(c) for c in rgb)
+        item = self._items.get("color")
+        if item is not None:
+            item.setIcon(_builtin_icon("color", self._color))
+
+    def _set_slider(self, strength: float) -> None:
+        self.blur_slider.blockSignals(True)
+        self.blur_slider.setValue(round(max(1.0, min(strength, 40.0))))
+        self.blur_value.setText(str(self.blur_slider.value()))
+        self.blur_slider.blockSignals(False)
+
+    def _on_strength(self, value: int) -> None:
+        self.blur_value.setText(str(value))
+        item = self._items["blur"]
+        if self.grid.currentItem() is item:
+            self.background_chosen.emit(self.background_for(item.data(KEY_ROLE)))
+        else:
+            self.grid.setCurrentItem(item)
+
+    def _ask_color(self, initial: QColor) -> QColor | None:
+        color = QColorDialog.getColor(initial, self, "Background colour")
+        return color if color.isValid() else None
+
+    def _ask_files(self) -> list[str]:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add backgrounds", "", FILE_FILTER)
+        return list(paths)
+
+    # --- the user's files ------------------------------------------------------------------------
+
+    def add_files(self, paths: Iterable[str]) -> None:
+        """Adds image and video files; the first new one is selected once its thumbnail is read."""
+        added = []
+        for path in paths:
+            if not path:
+                continue
+            if not is_background_file(path):
+                self.problem.emit(
+                    f"'{Path(path).name}' is not an image or video file; use PNG, JPEG, WebP, "
+                    "MP4, MKV, MOV or WebM."
+                )
+                continue
+            key = _file_key(path)
+            if key in self._items:
+                added.append(key)
+                continue
+            if self._add_file_item(key, Path(key).name, user=True) is not None:
+                added.append(key)
+        if added:
+            self._pending_select = added[0]
+            if added[0] in self._thumbs_ready:
+                self._finish_pending(added[0])
+            self.user_files_changed.emit(self.user_files())
+
+    def remove_current(self) -> None:
+        """Removes the selected thumbnail if the user added it; the previous one is selected."""
+        choice = self.current_choice()
+        if choice is not None and choice.user:
+            self.remove(choice.key)
+
+    def remove(self, key: str) -> None:
+        """Removes one of the user's files from the grid."""
+        item = self.item(key)
+        if item is None or not item.data(KEY_ROLE).user:
+            return
+        was_current = self.grid.currentItem() is item
+        row = self.grid.row(item)
+        self.grid.blockSignals(True)
+        self.grid.takeItem(row)
+        if was_current:
+            self.grid.setCurrentRow(max(0, row - 1))
+        self.grid.blockSignals(False)
+        del self._items[item.data(KEY_ROLE).key]
+        current = self.grid.currentItem()
+        if was_current and current is not None:
+            self.background_chosen.emit(self.background_for(current.data(KEY_ROLE)))
+        self._update_remove()
+        self.user_files_changed.emit(self.user_files())
+
+    def _update_remove(self) -> None:
+        choice = self.current_choice()
+        self.remove_button.setEnabled(bool(choice and choice.user))
+
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.grid.itemAt(pos)
+        if item is None or not item.data(KEY_ROLE).user:
+            return
+        menu = QMenu(self)
+        action = menu.addAction("Remove from the list")
+        key = item.data(KEY_ROLE).key
+        action.triggered.connect(lambda: self.remove(key))
+        menu.popup(self.grid.viewport().mapToGlobal(pos))
+        menu.aboutToHide.connect(menu.deleteLater)
+
+    def _on_thumbnail(self, path: str, image: QImage) -> None:
+        item = self._items.get(path)
+        if item is None:
+            return
+        item.setIcon(QIcon(QPixmap.fromImage(image)))
+        self._thumbs_ready.add(path)
+        if self._pending_select == path:
+            self._finish_pending(path)
+
+    def _finish_pending(self, path: str) -> None:
+        self._pending_select = None
+        self.grid.setCurrentItem(self._items[path])
+
+    def _on_thumbnail_failed(self, path: str, message: str) -> None:
+        item = self._items.get(path)
+        if item is None:
+            return
+        if self._pending_select == path:
+            self._pending_select = None
+        self.problem.emit(message)
+        if item.data(KEY_ROLE).user:
+            self.remove(path)
+        else:
+            item.setIcon(_placeholder_icon("Unreadable"))

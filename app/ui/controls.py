@@ -1,0 +1,301 @@
+"""The source and quality panels. Each reflects the settings it is given and announces the user's
+changes as ``{field: value}`` dictionaries for :meth:`Settings.replace`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Settings, parse_resolution
+
+RESOLUTIONS: tuple[tuple[int, int], ...] = ((640, 360), (640, 480), (1280, 720), (1920, 1080))
+FRAME_RATES: tuple[float, ...] = (15.0, 24.0, 30.0, 60.0)
+VIDEO_FILTER = "Videos ({});;Images ({})".format(
+    " ".join(f"*{s}" for s in VIDEO_SUFFIXES), " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+)
+VARIANT_LABELS = {"mobilenetv3": "MobileNetV3 — fast", "resnet50": "ResNet-50 — finer, needs a GPU"}
+DEVICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)", "mps": "Apple GPU"}
+PRECISION_LABELS = {"auto": "Automatic", "fp32": "FP32 — full", "fp16": "FP16 — half (GPU)"}
+RATIO_MODES = (
+    ("portrait", "Automatic — portrait"),
+    ("full_body", "Automatic — full body"),
+    ("manual", "Manual"),
+)
+
+
+def is_camera_spec(source: str) -> bool:
+    """Whether a ``--source`` value names a camera (an index or a device node)."""
+    text = source.strip()
+    return text.isdigit() or text.startswith("/dev/video")
+
+
+def describe_source(source: str) -> str:
+    """A short name for a non-camera source, for the source list."""
+    if source.startswith("synthetic"):
+        return "Test picture (synthetic)"
+    path = Path(source)
+    kind = (
+        "Folder" if path.is_dir() else "Image" if path.suffix.lower() in IMAGE_SUFFIXES else "Video"
+    )
+    return f"{kind}: {path.name}"
+
+
+def _set_combo(combo: QComboBox, data: object, label: str | None = None) -> None:
+    """Selects the entry holding ``data``; adds one (named ``label``) when there is none."""
+    index = combo.findData(data)
+    if index < 0:
+        combo.addItem(label or str(data), data)
+        index = combo.count() - 1
+    combo.blockSignals(True)
+    combo.setCurrentIndex(index)
+    combo.blockSignals(False)
+
+
+class SourcePanel(QWidget):
+    """Camera list (with refresh), a video file as source, resolution and frame rate.
+
+    Signals:
+        changed(dict): new values for ``source``, ``loop``, ``resolution`` or ``fps``.
+        refresh_requested(): list the cameras again.
+    """
+
+    changed = Signal(dict)
+    refresh_requested = Signal()
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        #: Asks the user for a video file; None when cancelled (replaceable for tests).
+        self.ask_video_file: Callable[[], str | None] = self._ask_video_file
+        self._cameras: list = []
+        self._source = settings.source
+
+        self.camera_combo = QComboBox()
+        self.camera_combo.setToolTip("The camera (or file) the picture comes from")
+        self.camera_combo.activated.connect(self._on_source_picked)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Look for cameras again")
+        self.refresh_button.clicked.connect(self.refresh_requested)
+        self.open_button = QPushButton("Open video file…")
+        self.open_button.setToolTip("Use a video file as the camera (it plays in a loop)")
+        self.open_button.clicked.connect(self._on_open_file)
+        self.no_camera = QLabel(
+            "No camera found. Connect one and press Refresh, or open a video file to use instead."
+        )
+        self.no_camera.setObjectName("notice")
+        self.no_camera.setWordWrap(True)
+        self.no_camera.hide()
+
+        # Combo data are strings ("" for the source's own value): Qt compares them reliably.
+        self.resolution_combo = QComboBox()
+        self.resolution_combo.addItem("Source default", "")
+        for w, h in RESOLUTIONS:
+            self.resolution_combo.addItem(f"{w} × {h}", f"{w}x{h}")
+        self.resolution_combo.setToolTip("The picture size asked of the camera")
+        self.resolution_combo.activated.connect(self._on_resolution)
+        self.fps_combo = QComboBox()
+        self.fps_combo.addItem("Source default", "")
+        for fps in FRAME_RATES:
+            self.fps_combo.addItem(f"{fps:g} fps", f"{fps:g}")
+        self.fps_combo.setToolTip("The frame rate asked of the camera")
+        self.fps_combo.activated.connect(self._on_fps)
+
+        camera_row = QHBoxLayout()
+        camera_row.addWidget(self.camera_combo, 1)
+        camera_row.addWidget(self.refresh_button)
+        box = QGroupBox("Camera")
+        form = QVBoxLayout(box)
+        form.addLayout(camera_row)
+        form.addWidget(self.no_camera)
+        form.addWidget(self.open_button)
+        fmt = QGroupBox("Format")
+        fmt_form = QFormLayout(fmt)
+        fmt_form.addRow("Resolution", self.resolution_combo)
+        fmt_form.addRow("Frame rate", self.fps_combo)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(box)
+        layout.addWidget(fmt)
+        layout.addStretch(1)
+        self.set_settings(settings)
+
+    def set_cameras(self, cameras: Sequence[object]) -> None:
+        """Fills the list with cameras (objects with ``name`` and ``spec``)."""
+        self._cameras = list(cameras)
+        self.no_camera.setVisible(not self._cameras)
+        self._fill_sources()
+
+    @property
+    def cameras(self) -> list:
+        """The cameras last listed."""
+        return list(self._cameras)
+
+    def set_settings(self, settings: Settings) -> None:
+        """Shows ``settings`` without announcing a change."""
+        self._source = settings.source
+        self._fill_sources()
+        res = settings.resolution
+        res_key = "{}x{}".format(*res) if res else ""
+        _set_combo(self.resolution_combo, res_key, "{} × {}".format(*res) if res else None)
+        fps_key = f"{settings.fps:g}" if settings.fps else ""
+        _set_combo(self.fps_combo, fps_key, f"{fps_key} fps")
+
+    def _on_resolution(self, _index: int) -> None:
+        key = self.resolution_combo.currentData()
+        self.changed.emit({"resolution": parse_resolution(key) if key else None})
+
+    def _on_fps(self, _index: int) -> None:
+        key = self.fps_combo.currentData()
+        self.changed.emit({"fps": float(key) if key else None})
+
+    def _fill_sources(self) -> None:
+        combo = self.camera_combo
+        combo.blockSignals(True)
+        combo.clear()
+        for cam in self._cameras:
+            combo.addItem(f"{cam.name}", cam.spec)
+        specs = [cam.spec for cam in self._cameras]
+        numbered = {str(getattr(cam, "index", "")) for cam in self._cameras}
+        current = self._source
+        if current not in specs and current not in numbered:
+            label = f"Camera {current}" if is_camera_spec(current) else describe_source(current)
+            combo.addItem(label, current)
+        index = combo.findData(current)
+        if index < 0 and current in numbered:
+            index = next(i for i, cam in enumerate(self._cameras) if str(cam.index) == current)
+        combo.setCurrentIndex(max(index, 0))
+        combo.blockSignals(False)
+
+    def _on_source_picked(self, index: int) -> None:
+        spec = self.camera_combo.itemData(index)
+        if spec and spec != self._source:
+            self._source = spec
+            self.changed.emit({"source": spec, "loop": not is_camera_spec(spec)})
+
+    def _on_open_file(self) -> None:
+        path = self.ask_video_file()
+        if path:
+            self._source = path
+            self._fill_sources()
+            self.changed.emit({"source": path, "loop": True})
+
+    def _ask_video_file(self) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a video file", "", VIDEO_FILTER)
+        return path or None
+
+
+class QualityPanel(QWidget):
+    """Model variant, device, precision, the downsample ratio and a recurrent-state reset.
+
+    Signals:
+        changed(dict): new values for ``variant``, ``device``, ``precision``,
+            ``downsample_ratio`` or ``full_body``.
+        reset_requested(): forget the network's memory of earlier frames.
+    """
+
+    changed = Signal(dict)
+    reset_requested = Signal()
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.variant_combo = self._combo(
+            VARIANT_LABELS, "variant", "Which network does the matting"
+        )
+        devices = {k: v for k, v in DEVICE_LABELS.items() if k != "mps" or sys.platform == "darwin"}
+        self.device_combo = self._combo(devices, "device", "Where the network runs")
+        self.precision_combo = self._combo(
+            PRECISION_LABELS, "precision", "Half precision is faster on GPUs"
+        )
+        self.ratio_mode = QComboBox()
+        for key, label in RATIO_MODES:
+            self.ratio_mode.addItem(label, key)
+        self.ratio_mode.setToolTip(
+            "How much the picture is shrunk before the network looks at it: automatic picks it "
+            "from the frame size (full body keeps more detail for people far from the camera)"
+        )
+        self.ratio_mode.activated.connect(self._on_ratio_mode)
+        self.ratio_slider = QSlider(Qt.Orientation.Horizontal)
+        self.ratio_slider.setRange(5, 100)
+        self.ratio_slider.setSingleStep(5)
+        self.ratio_slider.setPageStep(10)
+        self.ratio_slider.setToolTip("Lower is faster, higher keeps finer detail")
+        self.ratio_slider.valueChanged.connect(self._on_ratio_value)
+        self.ratio_label = QLabel()
+        self.ratio_label.setMinimumWidth(36)
+        self.reset_button = QPushButton("Reset matting memory")
+        self.reset_button.setToolTip(
+            "Forget what the network learned from earlier frames (after a scene change)"
+        )
+        self.reset_button.clicked.connect(self.reset_requested)
+
+        ratio_row = QHBoxLayout()
+        ratio_row.addWidget(self.ratio_slider, 1)
+        ratio_row.addWidget(self.ratio_label)
+        model = QGroupBox("Model")
+        form = QFormLayout(model)
+        form.addRow("Network", self.variant_combo)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Precision", self.precision_combo)
+        detail = QGroupBox("Detail")
+        detail_form = QFormLayout(detail)
+        detail_form.addRow("Downsample", self.ratio_mode)
+        detail_form.addRow("Ratio", ratio_row)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(model)
+        layout.addWidget(detail)
+        layout.addWidget(self.reset_button)
+        layout.addStretch(1)
+        self.set_settings(settings)
+
+    def _combo(self, labels: dict[str, str], field: str, tip: str) -> QComboBox:
+        combo = QComboBox()
+        for key, label in labels.items():
+            combo.addItem(label, key)
+        combo.setToolTip(tip)
+        combo.activated.connect(lambda _: self.changed.emit({field: combo.currentData()}))
+        return combo
+
+    def set_settings(self, settings: Settings) -> None:
+        """Shows ``settings`` without announcing a change."""
+        _set_combo(self.variant_combo, settings.variant)
+        _set_combo(self.device_combo, settings.device)
+        _set_combo(self.precision_combo, settings.precision)
+        if settings.downsample_ratio is not None:
+            mode = "manual"
+        else:
+            mode = "full_body" if settings.full_body else "portrait"
+        _set_combo(self.ratio_mode, mode)
+        ratio = settings.downsample_ratio or 0.375
+        self.ratio_slider.blockSignals(True)
+        self.ratio_slider.setValue(round(ratio * 100))
+        self.ratio_slider.blockSignals(False)
+        self.ratio_slider.setEnabled(mode == "manual")
+        self.ratio_label.setText(f"{ratio:.2f}" if mode == "manual" else "auto")
+
+    def _on_ratio_mode(self, _index: int) -> None:
+        mode = self.ratio_mode.currentData()
+        manual = mode == "manual"
+        self.ratio_slider.setEnabled(manual)
+        ratio = self.ratio_slider.value() / 100 if manual else None
+        self.ratio_label.setText(f"{ratio:.2f}" if manual else "auto")
+        self.changed.emit({"downsample_ratio": ratio, "full_body": mode == "full_body"})
+
+    def _on_ratio_value(self, value: int) -> None:
+        self.ratio_label.setText(f"{value / 100:.2f}")
+        if self.ratio_mode.currentData() == "manual":
+            self.changed.emit({"downsample_ratio": value / 100})

@@ -1,0 +1,518 @@
+"""The main window: the preview dominates; backgrounds, source and quality sit in a side panel;
+the virtual camera and recording under the preview; statistics along the bottom.
+
+The window owns one :class:`~app.ui.workers.PipelineWorker` (on its own thread) and talks to it
+only through queued signals; frames arrive through a :class:`~app.ui.workers.FrameMailbox`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QElapsedTimer, QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QHBoxLayout,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.settings import Background, Settings, SettingsError
+from app.ui.backgrounds_panel import BackgroundsPanel, bundled_backgrounds
+from app.ui.controls import QualityPanel, SourcePanel, is_camera_spec
+from app.ui.output_panel import OutputBar
+from app.ui.preview import PreviewWidget
+from app.ui.shortcuts import BY_ACTION, SHORTCUTS, HelpDialog, hint
+from app.ui.stats_bar import StatsBar
+from app.ui.store import Store
+from app.ui.widgets import BannerArea, ProgressRow
+from app.ui.workers import FrameMailbox, Io, PipelineWorker, start_thread, stop_thread
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+VIEWS = (("result", "Result"), ("alpha", "Matte"), ("side-by-side", "Side by side"))
+VIEW_TIPS = {
+    "result": "Preview what the virtual camera and the recording get",
+    "alpha": "Preview the alpha matte: white is the person, black the background",
+    "side-by-side": "Preview the original camera picture next to the result",
+}
+STATS_INTERVAL_MS = 500
+SHUTDOWN_TIMEOUT_MS = 15_000
+
+
+class MainWindow(QMainWindow):
+    """mattecam's window.
+
+    Args:
+        settings: what to start with (already merged with the remembered values).
+        store: where changes are remembered.
+        vcam_backend: virtual camera backend name for the pipeline (None: any installed driver).
+        assets: folder with ``backgrounds/`` and ``icon.png``.
+        fetch: returns the weights of a variant with progress (``app.matting.weights.fetch``).
+        screenshot: save a picture of the window here once ``screenshot_frames`` preview frames
+            were shown, then close.
+        screenshot_frames: see ``screenshot``.
+    """
+
+    _apply = Signal(object)
+    _reset = Signal()
+    _shutdown = Signal()
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        vcam_backend: str | None = None,
+        assets: Path = ASSETS,
+        fetch: Callable[..., Path] | None = None,
+        screenshot: str | None = None,
+        screenshot_frames: int = 60,
+    ) -> None:
+        super().__init__()
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.setWindowTitle("mattecam")
+        icon = assets / "icon.png"
+        if icon.is_file():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.setMinimumSize(900, 560)
+        self._settings = settings
+        self._store = store
+        self._pipeline = None
+        self._closed = False
+        self._last_background = (
+            settings.background if settings.background.kind != "none" else Background()
+        )
+        self._screenshot = screenshot
+        self._screenshot_frames = max(1, screenshot_frames)
+        self._screenshot_taken = False
+        self.exit_code = 0
+        self._help: HelpDialog | None = None
+        self._fullscreen_restore: tuple[bool, bool] | None = None
+
+        self.io = Io(self)
+        self.mailbox = FrameMailbox(self)
+        self.mailbox.view = store.text("view", "result")
+        if self.mailbox.view not in dict(VIEWS):
+            self.mailbox.view = "result"
+        self._build(settings, assets)
+        self._build_actions()
+
+        self.worker = PipelineWorker(self.mailbox, vcam_backend=vcam_backend, fetch=fetch)
+        self._worker_thread = start_thread(self.worker, "mattecam-pipeline")
+        queued = Qt.ConnectionType.QueuedConnection
+        self._apply.connect(self.worker.apply, queued)
+        self._reset.connect(self.worker.reset_state, queued)
+        self._shutdown.connect(self.worker.shutdown, queued)
+        self.worker.progress.connect(self._on_progress, queued)
+        self.worker.started.connect(self._on_started, queued)
+        self.worker.failed.connect(self._on_failed, queued)
+        self.worker.event.connect(self._on_event, queued)
+        self.mailbox.frame_ready.connect(self._on_frame, queued)
+        self.io.worker.cameras_listed.connect(self._on_cameras, queued)
+
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setInterval(STATS_INTERVAL_MS)
+        self._stats_timer.timeout.connect(self._poll_stats)
+        self._stats_timer.start()
+        self._uptime = QElapsedTimer()
+        self._uptime.start()
+        if screenshot:
+            QTimer.singleShot(180_000, self, self._screenshot_timeout)
+
+        self.io.request_cameras()
+        self.progress.set_progress("Preparing the matting model", None)
+        self._apply.emit(settings)
+
+    # --- building --------------------------------------------------------------------------------
+
+    def _build(self, settings: Settings, assets: Path) -> None:
+        self.preview = PreviewWidget()
+        self.preview.set_mirrored(self._store.flag("preview_mirror"))
+        self.preview.double_clicked.connect(self.toggle_fullscreen)
+        self.banners = BannerArea()
+        self.progress = ProgressRow()
+        self.output_bar = OutputBar()
+        self.output_bar.set_vcam_requested(settings.virtual_cam)
+        self.output_bar.vcam_switch.setToolTip(
+            "Send the picture to a virtual webcam that meeting apps can pick" + hint("toggle_vcam")
+        )
+        self.output_bar.record_button.setToolTip(
+            "Record the result to a video file" + hint("toggle_record")
+        )
+        self.output_bar.vcam_toggled.connect(lambda on: self._change(virtual_cam=on))
+        self.output_bar.record_toggled.connect(lambda path: self._change(output=path))
+
+        self.view_bar = QWidget()
+        self.view_bar.setObjectName("previewBar")
+        top = QHBoxLayout(self.view_bar)
+        top.setContentsMargins(8, 6, 8, 6)
+        self.view_buttons = QButtonGroup(self)
+        for i, (key, label) in enumerate(VIEWS):
+            button = QPushButton(label)
+            button.setCheckable(True)
+            button.setChecked(key == self.mailbox.view)
+            button.setToolTip(VIEW_TIPS[key] + hint(f"view_{key.split('-')[0]}"))
+            button.setProperty("view", key)
+            self.view_buttons.addButton(button, i)
+            top.addWidget(button)
+        self.view_buttons.idClicked.connect(lambda i: self.set_view(VIEWS[i][0]))
+        top.addStretch(1)
+        self.mirror_button = QPushButton("Mirror")
+        self.mirror_button.setCheckable(True)
+        self.mirror_button.setChecked(self.preview.mirrored)
+        self.mirror_button.setToolTip(
+            "Show the preview like a mirror; the camera output is not mirrored" + hint("mirror")
+        )
+        self.mirror_button.toggled.connect(self.set_preview_mirrored)
+        self.fullscreen_button = QPushButton("Full screen")
+        self.fullscreen_button.setToolTip("Show only the preview" + hint("fullscreen"))
+        self.fullscreen_button.clicked.connect(self.toggle_fullscreen)
+        self.help_button = QPushButton("Help")
+        self.help_button.setToolTip("Keyboard shortcuts and help" + hint("help"))
+        self.help_button.clicked.connect(self.show_help)
+        for button in (self.mirror_button, self.fullscreen_button, self.help_button):
+            top.addWidget(button)
+
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(8, 8, 4, 8)
+        column.setSpacing(6)
+        column.addWidget(self.view_bar)
+        column.addWidget(self.banners)
+        column.addWidget(self.progress)
+        column.addWidget(self.preview, 1)
+        column.addWidget(self.output_bar)
+
+        self.backgrounds = BackgroundsPanel(
+            self.io,
+            bundled_backgrounds(assets / "backgrounds"),
+            self._store.user_backgrounds(),
+            settings.background,
+        )
+        self.backgrounds.background_chosen.connect(self._on_background_chosen)
+        self.backgrounds.user_files_changed.connect(self._store.set_user_backgrounds)
+        self.backgrounds.problem.connect(lambda text: self.banners.show_message("error", text))
+        self.backgrounds.grid.setToolTip(
+            f"Click a background to use it. Next: {BY_ACTION['next_background'].label}; "
+            f"previous: {BY_ACTION['previous_background'].label}; "
+            f"on / off: {BY_ACTION['toggle_background'].label}."
+        )
+        self.source_panel = SourcePanel(settings)
+        self.source_panel.changed.connect(lambda changes: self._change(**changes))
+        self.source_panel.refresh_requested.connect(self.io.request_cameras)
+        self.quality_panel = QualityPanel(settings)
+        self.quality_panel.changed.connect(lambda changes: self._change(**changes))
+        self.quality_panel.reset_requested.connect(self._on_reset)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.backgrounds, "Background")
+        self.tabs.addTab(self.source_panel, "Source")
+        self.tabs.addTab(self.quality_panel, "Quality")
+        self.tabs.setMinimumWidth(330)
+        self.tabs.setCurrentIndex(max(0, min(int(self._store.text("tab", "0") or 0), 2)))
+        self.tabs.currentChanged.connect(lambda i: self._store.set_text("tab", str(i)))
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(4, 8, 8, 8)
+        side_layout.addWidget(self.tabs)
+        self.side_panel = side
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(side)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(0, False)
+        self.splitter.setSizes([1040, 380])
+        self.setCentralWidget(self.splitter)
+        self.stats_bar = StatsBar()
+        self.statusBar().addPermanentWidget(self.stats_bar, 1)
+        self.statusBar().setSizeGripEnabled(True)
+
+    def _build_actions(self) -> None:
+        handlers: dict[str, Callable[[], None]] = {
+            "toggle_background": self.toggle_background,
+            "next_background": lambda: self.backgrounds.step(1),
+            "previous_background": lambda: self.backgrounds.step(-1),
+            "toggle_vcam": self.output_bar.vcam_switch.toggle,
+            "toggle_record": self.output_bar.toggle_recording,
+            "fullscreen": self.toggle_fullscreen,
+            "mirror": self.mirror_button.toggle,
+            "view_result": lambda: self.set_view("result"),
+            "view_alpha": lambda: self.set_view("alpha"),
+            "view_side": lambda: self.set_view("side-by-side"),
+            "help": self.show_help,
+            "quit": self.close,
+        }
+        self.actions_by_name: dict[str, QAction] = {}
+        for shortcut in SHORTCUTS:
+            action = QAction(shortcut.description, self)
+            action.setShortcuts([QKeySequence(k) for k in shortcut.keys])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(handlers[shortcut.action])
+            self.addAction(action)
+            self.actions_by_name[shortcut.action] = action
+        leave = QAction("Leave full screen", self)
+        leave.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        leave.triggered.connect(self.leave_fullscreen)
+        self.addAction(leave)
+
+    # --- state -----------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the window asked for last."""
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        """Where the window remembers settings."""
+        return self._store
+
+    @property
+    def pipeline(self) -> object | None:
+        """The running :class:`~app.pipeline.Pipeline`, or None."""
+        return self._pipeline
+
+    def _change(self, persist: bool = True, **changes: object) -> None:
+        """Applies changed settings: checked, remembered, handed to the pipeline."""
+        try:
+            new = self._settings.replace(**changes)
+        except SettingsError as e:
+            self.banners.show_message("error", str(e))
+            self._sync_panels()
+            return
+        if new == self._settings:
+            return
+        self._settings = new
+        if persist:
+            self._store.save_settings(new, changes.keys())
+        if "source" in changes and self._pipeline is None:
+            self.progress.set_progress("Opening the source", None)
+        self._apply.emit(new)
+
+    def _sync_panels(self) -> None:
+        s = self._settings
+        self.source_panel.set_settings(s)
+        self.quality_panel.set_settings(s)
+        self.backgrounds.select(s.background)
+        self.output_bar.set_vcam_requested(s.virtual_cam)
+
+    def set_view(self, view: str) -> None:
+        """Switches the preview between ``result``, ``alpha`` and ``side-by-side``."""
+        keys = [key for key, _ in VIEWS]
+        if view not in keys:
+            return
+        self.mailbox.view = view
+        self.view_buttons.button(keys.index(view)).setChecked(True)
+        self._store.set_text("view", view)
+
+    def set_preview_mirrored(self, mirror: bool) -> None:
+        """Mirrors the preview only (outputs stay as they are)."""
+        self.preview.set_mirrored(mirror)
+        if self.mirror_button.isChecked() != mirror:
+            self.mirror_button.setChecked(mirror)
+        self._store.set_flag("preview_mirror", mirror)
+
+    def toggle_background(self) -> None:
+        """Switches between no background replacement and the last background used."""
+        current = self._settings.background
+        target = self._last_background if current.kind == "none" else Background(kind="none")
+        self.backgrounds.select(target)
+        self._on_background_chosen(target)
+
+    def _on_background_chosen(self, background: Background) -> None:
+        if background.kind != "none":
+            self._last_background = background
+        self._change(background=background)
+
+    def _on_reset(self) -> None:
+        self._reset.emit()
+        self.banners.show_message("info", "The matting memory was reset.", timeout_ms=4000)
+
+    # --- full screen and help --------------------------------------------------------------------
+
+    def toggle_fullscreen(self) -> None:
+        """Shows only the preview on the whole screen, or returns to the normal window."""
+        if self._fullscreen_restore is not None:
+            self.leave_fullscreen()
+            return
+        self._fullscreen_restore = (self.isMaximized(), self.isFullScreen())
+        for widget in (self.side_panel, self.view_bar, self.output_bar, self.statusBar()):
+            widget.hide()
+        self.showFullScreen()
+
+    def leave_fullscreen(self) -> None:
+        """Returns from the full-screen preview."""
+        if self._fullscreen_restore is None:
+            return
+        maximized, _ = self._fullscreen_restore
+        self._fullscreen_restore = None
+        for widget in (self.side_panel, self.view_bar, self.output_bar, self.statusBar()):
+            widget.show()
+        if maximized:
+            self.showMaximized()
+        else:
+            self.showNormal()
+
+    @property
+    def preview_fullscreen(self) -> bool:
+        """Whether the full-screen preview is on."""
+        return self._fullscreen_restore is not None
+
+    def show_help(self) -> None:
+        """Opens the list of keyboard shortcuts."""
+        if self._help is None:
+            self._help = HelpDialog(self)
+        self._help.show()
+        self._help.raise_()
+
+    @property
+    def help_dialog(self) -> HelpDialog | None:
+        """The shortcuts dialog, once opened."""
+        return self._help
+
+    # --- from the workers ------------------------------------------------------------------------
+
+    def _on_progress(self, message: str, fraction: float) -> None:
+        if self._pipeline is None:
+            self.preview.set_message(message + "…")
+        self.progress.set_progress(message, None if fraction < 0 else fraction)
+
+    def _on_started(self, pipeline: object) -> None:
+        self._pipeline = pipeline
+        self.progress.done()
+        self.preview.set_message("Waiting for the first frame…")
+        self._poll_stats()
+
+    def _on_failed(self, message: str) -> None:
+        self.progress.done()
+        self.banners.show_message("error", message)
+        if self._pipeline is None:
+            self.preview.clear(message)
+            self.stats_bar.clear()
+            if is_camera_spec(self._settings.source):
+                self.tabs.setCurrentWidget(self.source_panel)
+
+    def _on_event(self, event: object) -> None:
+        kind, message = getattr(event, "kind", "info"), getattr(event, "message", str(event))
+        if kind == "progress":
+            self.progress.set_progress(message, getattr(event, "fraction", None))
+            fraction = getattr(event, "fraction", None)
+            if fraction is not None and fraction >= 1.0:
+                self.progress.done()
+        elif kind in ("error", "warning"):
+            self.banners.show_message(kind, message)
+        elif kind == "info":
+            self.banners.show_message("info", message, timeout_ms=6000)
+        else:
+            self.statusBar().showMessage(message, 5000)
+
+    def _on_frame(self) -> None:
+        frame = self.mailbox.take()
+        if frame is None or self._closed:
+            return
+        self.preview.set_image(frame.image)
+        if (
+            self._screenshot
+            and not self._screenshot_taken
+            and self.preview.frames_shown >= self._screenshot_frames
+        ):
+            self._screenshot_taken = True
+            QTimer.singleShot(0, self._take_screenshot)
+
+    def _on_cameras(self, cameras: list) -> None:
+        self.source_panel.set_cameras(cameras)
+
+    def _poll_stats(self) -> None:
+        pipeline = self._pipeline
+        self.output_bar.tick()
+        if pipeline is None:
+            return
+        try:
+            stats = pipeline.stats()
+        except Exception:
+            log.exception("Reading the statistics failed")
+            return
+        self.stats_bar.show_stats(stats)
+        state = str(getattr(stats, "vcam", "off"))
+        if state == "unavailable" and self._settings.virtual_cam:
+            self.output_bar.show_unavailable()
+            self._change(persist=False, virtual_cam=False)
+        else:
+            self.output_bar.set_vcam_state(state)
+        if not getattr(pipeline, "running", True):
+            self._pipeline = None
+            self.stats_bar.clear()
+            self.preview.set_message("The source ended. Pick a source to start again.")
+
+    # --- screenshot ------------------------------------------------------------------------------
+
+    def _take_screenshot(self) -> None:
+        path = Path(self._screenshot or "screenshot.png")
+        self._poll_stats()
+        self.stats_bar.repaint()
+        pixmap = self.grab()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part.png")
+        if pixmap.save(str(tmp), "PNG"):
+            os.replace(tmp, path)
+        else:
+            self.exit_code = 1
+            log.error("Could not save the screenshot to %s", path)
+        self.close()
+
+    def _screenshot_timeout(self) -> None:
+        if not self._screenshot_taken and not self._closed:
+            log.error("No preview frames arrived in time for the screenshot.")
+            self._screenshot_taken = True
+            self._take_screenshot()
+            self.exit_code = 1
+
+    # --- closing ---------------------------------------------------------------------------------
+
+    def changeEvent(self, event: QEvent) -> None:
+        if (
+            event.type() == QEvent.Type.WindowStateChange
+            and self._fullscreen_restore is not None
+            and not self.isFullScreen()
+        ):
+            self.leave_fullscreen()
+        super().changeEvent(event)
+
+    def shut_down(self) -> None:
+        """Stops the pipeline and every worker thread; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stats_timer.stop()
+        if self._fullscreen_restore is None:
+            self._store.set_geometry(self.saveGeometry())
+        self._store.sync()
+        self.worker.cancel()
+        self._shutdown.emit()
+        if not self._worker_thread.wait(SHUTDOWN_TIMEOUT_MS):
+            log.error("The pipeline did not stop within %d s.", SHUTDOWN_TIMEOUT_MS // 1000)
+            stop_thread(self._worker_thread, 1000)
+        self._pipeline = None
+        self.io.close()
+        if self._help is not None:
+            self._help.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shut_down()
+        event.accept()
+        app = QApplication.instance()
+        if app is not None and self._screenshot:
+            QTimer.singleShot(0, app.quit)

@@ -1,0 +1,157 @@
+"""The bar under the preview: the virtual-camera switch with its state, and recording."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QStandardPaths, Qt, Signal
+from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from app.ui.widgets import ToggleSwitch
+
+
+def vcam_guidance() -> str:
+    """What to do when no virtual camera driver is installed."""
+    from app.output.virtualcam import guidance
+
+    return guidance()
+
+
+def default_recording_path() -> str:
+    """A fresh file name in the user's videos folder."""
+    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MoviesLocation)
+    name = time.strftime("mattecam-%Y%m%d-%H%M%S.mp4")
+    return str(Path(folder or Path.home()) / name)
+
+
+class OutputBar(QFrame):
+    """Virtual camera on/off with its state, and start/stop recording.
+
+    Signals:
+        vcam_toggled(bool): the user switched the virtual camera.
+        record_toggled(object): a file to record to, or None to stop.
+    """
+
+    vcam_toggled = Signal(bool)
+    record_toggled = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("previewBar")
+        #: Asks where to record; None when cancelled (replaceable for tests).
+        self.ask_record_path: Callable[[], str | None] = self._ask_record_path
+        self._recording: str | None = None
+        self._unavailable = False
+        self._record_started = 0.0
+
+        self.vcam_switch = ToggleSwitch()
+        self.vcam_switch.toggled.connect(self._on_switch)
+        title = QLabel("Virtual camera")
+        title.setBuddy(self.vcam_switch)
+        self.vcam_status = QLabel("Off")
+        self.vcam_status.setObjectName("muted")
+        self.vcam_status.setWordWrap(True)
+        self.vcam_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.record_button = QPushButton("Record…")
+        self.record_button.setObjectName("recordButton")
+        self.record_button.setCheckable(True)
+        self.record_button.clicked.connect(self._on_record)
+        self.record_status = QLabel("")
+        self.record_status.setObjectName("muted")
+
+        row = QHBoxLayout(self)
+        row.setContentsMargins(8, 6, 8, 6)
+        row.addWidget(self.vcam_switch, 0, Qt.AlignmentFlag.AlignVCenter)
+        row.addWidget(title)
+        row.addWidget(self.vcam_status, 1)
+        row.addSpacing(12)
+        row.addWidget(self.record_status)
+        row.addWidget(self.record_button)
+
+    # --- virtual camera --------------------------------------------------------------------------
+
+    def set_vcam_requested(self, on: bool) -> None:
+        """Sets the switch without announcing it."""
+        self.vcam_switch.blockSignals(True)
+        self.vcam_switch.setChecked(on)
+        self.vcam_switch.blockSignals(False)
+        if on and self.vcam_status.text() == "Off":
+            self.vcam_status.setText("Starting…")
+        elif not on:
+            self.vcam_status.setText("Off")
+
+    def set_vcam_state(self, state: str) -> None:
+        """Shows the pipeline's virtual-camera state.
+
+        Args:
+            state: ``off``, ``on — <device>`` or ``unavailable``.
+        """
+        if state.startswith("on"):
+            device = state.split("—", 1)[1].strip() if "—" in state else ""
+            self.vcam_status.setText(f"On — {device}" if device else "On")
+        elif state == "unavailable":
+            self.show_unavailable()
+        elif not self.vcam_switch.isChecked() and not self._unavailable:
+            self.vcam_status.setText("Off")
+
+    def show_unavailable(self) -> None:
+        """Turns the switch off and shows how to install a virtual camera driver."""
+        self.set_vcam_requested(False)
+        self._unavailable = True
+        self.vcam_status.setText(f"No virtual camera driver found. {vcam_guidance()}")
+
+    def _on_switch(self, on: bool) -> None:
+        self._unavailable = False
+        self.vcam_status.setText("Starting…" if on else "Off")
+        self.vcam_toggled.emit(on)
+
+    # --- recording -------------------------------------------------------------------------------
+
+    @property
+    def recording(self) -> str | None:
+        """The file being recorded, or None."""
+        return self._recording
+
+    def set_recording(self, path: str | None) -> None:
+        """Shows whether a recording runs, without announcing it."""
+        self._recording = path
+        self.record_button.setChecked(path is not None)
+        self.record_button.setText("Stop recording" if path else "Record…")
+        if path:
+            self._record_started = time.monotonic()
+            self.record_status.setText(f"Recording to {Path(path).name}")
+        else:
+            self.record_status.setText("")
+
+    def tick(self) -> None:
+        """Updates the recording time."""
+        if self._recording:
+            seconds = int(time.monotonic() - self._record_started)
+            name = Path(self._recording).name
+            self.record_status.setText(f"● {seconds // 60}:{seconds % 60:02d}  {name}")
+
+    def toggle_recording(self) -> None:
+        """Starts recording (asking for a file) or stops it."""
+        if self._recording:
+            self.set_recording(None)
+            self.record_toggled.emit(None)
+            return
+        path = self.ask_record_path()
+        if not path:
+            self.set_recording(None)
+            return
+        if not Path(path).suffix:
+            path += ".mp4"
+        self.set_recording(path)
+        self.record_toggled.emit(path)
+
+    def _on_record(self, _checked: bool) -> None:
+        self.toggle_recording()
+
+    def _ask_record_path(self) -> str | None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Record to a file", default_recording_path(), "MP4 video (*.mp4)"
+        )
+        return path or None

@@ -1,0 +1,122 @@
+"""The preview: the newest frame, fitted into the widget with its aspect ratio kept."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPixmap
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from app.ui import theme
+
+
+def fit_rect(image: QSize, area: QRect) -> QRect:
+    """The largest rectangle with ``image``'s aspect ratio centred in ``area``."""
+    if image.isEmpty() or area.isEmpty():
+        return QRect()
+    scaled = image.scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
+    x = area.x() + (area.width() - scaled.width()) // 2
+    y = area.y() + (area.height() - scaled.height()) // 2
+    return QRect(x, y, scaled.width(), scaled.height())
+
+
+def _checkerboard() -> QPixmap:
+    tile = QPixmap(16, 16)
+    tile.fill(QColor("#3a3f47"))
+    with QPainter(tile) as p:
+        p.fillRect(0, 0, 8, 8, QColor("#2c3037"))
+        p.fillRect(8, 8, 8, 8, QColor("#2c3037"))
+    return tile
+
+
+class PreviewWidget(QWidget):
+    """Draws frames aspect-fit on a dark backdrop; shows a message while there is no frame.
+
+    Mirroring only flips what is drawn here, never the frames that go to the outputs.
+    """
+
+    double_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("preview")
+        self.setMinimumSize(320, 180)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self._image: QImage | None = None
+        self._mirror = False
+        self._message = "Starting…"
+        self._frames_shown = 0
+        self._checker: QPixmap | None = None
+
+    @property
+    def frames_shown(self) -> int:
+        """How many frames were handed to the preview."""
+        return self._frames_shown
+
+    @property
+    def mirrored(self) -> bool:
+        """Whether the picture is drawn mirrored."""
+        return self._mirror
+
+    @property
+    def message(self) -> str:
+        """The text shown while there is no frame."""
+        return self._message
+
+    def image(self) -> QImage | None:
+        """The frame on screen, unmirrored, or None."""
+        return self._image
+
+    def set_image(self, image: QImage) -> None:
+        """Shows a new frame (UI thread)."""
+        self._image = image
+        self._frames_shown += 1
+        self.update()
+
+    def clear(self, message: str) -> None:
+        """Removes the frame and shows ``message`` instead."""
+        self._image = None
+        self._message = message
+        self.update()
+
+    def set_message(self, message: str) -> None:
+        """Sets the text shown while there is no frame."""
+        self._message = message
+        if self._image is None:
+            self.update()
+
+    def set_mirrored(self, mirror: bool) -> None:
+        """Draws the picture mirrored (like looking into a mirror) or not."""
+        self._mirror = bool(mirror)
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(960, 540)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        self.double_clicked.emit()
+        event.accept()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        with QPainter(self) as p:
+            p.fillRect(self.rect(), QColor("#0f1114"))
+            image = self._image
+            if image is None or image.isNull():
+                p.setPen(QColor(theme.MUTED))
+                font = p.font()
+                font.setPointSizeF(font.pointSizeF() * 1.3)
+                p.setFont(font)
+                box = self.rect().adjusted(24, 24, -24, -24)
+                flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+                p.drawText(box, int(flags), self._message)
+                return
+            target = fit_rect(image.size(), self.rect())
+            if image.hasAlphaChannel():
+                if self._checker is None:
+                    self._checker = _checkerboard()
+                p.fillRect(target, QBrush(self._checker))
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            if self._mirror:
+                p.translate(QPointF(target.x() * 2 + target.width(), 0))
+                p.scale(-1.0, 1.0)
+            p.drawImage(QRectF(target), image)

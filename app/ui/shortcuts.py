@@ -1,0 +1,101 @@
+"""Keyboard shortcuts: one table that the window, the tooltips and the help dialog share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """One keyboard shortcut.
+
+    Attributes:
+        action: the window's name for the action.
+        keys: key sequences in Qt's portable text form, the first one shown in tooltips.
+        description: what it does, for the help dialog.
+    """
+
+    action: str
+    keys: tuple[str, ...]
+    description: str
+
+    @property
+    def label(self) -> str:
+        """The keys as the user reads them (``B``, ``Ctrl+Q``)."""
+        native = QKeySequence.SequenceFormat.NativeText
+        return " or ".join(QKeySequence(k).toString(native) for k in self.keys)
+
+
+SHORTCUTS: tuple[Shortcut, ...] = (
+    Shortcut("toggle_background", ("B",), "Background on / off"),
+    Shortcut("next_background", ("N", "PgDown"), "Next background"),
+    Shortcut("previous_background", ("P", "PgUp"), "Previous background"),
+    Shortcut("toggle_vcam", ("V",), "Virtual camera on / off"),
+    Shortcut("toggle_record", ("Ctrl+R",), "Start / stop recording"),
+    Shortcut("fullscreen", ("F11", "F"), "Full-screen preview (Esc leaves it)"),
+    Shortcut("mirror", ("M",), "Mirror the preview (the camera output is not mirrored)"),
+    Shortcut("view_result", ("1",), "Preview: result"),
+    Shortcut("view_alpha", ("2",), "Preview: alpha matte"),
+    Shortcut("view_side", ("3",), "Preview: side by side with the original"),
+    Shortcut("help", ("F1",), "This list of shortcuts"),
+    Shortcut("quit", ("Ctrl+Q",), "Quit"),
+)
+
+BY_ACTION = {s.action: s for s in SHORTCUTS}
+
+
+def hint(action: str) -> str:
+    """`` (B)``: the shortcut of an action, to append to a tooltip."""
+    shortcut = BY_ACTION.get(action)
+    return f" ({shortcut.label})" if shortcut else ""
+
+
+class HelpDialog(QDialog):
+    """Lists every keyboard shortcut; not modal, so the preview keeps running behind it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("mattecam — keyboard shortcuts")
+        self.setModal(False)
+        self.table = QTableWidget(len(SHORTCUTS), 2)
+        self.table.setHorizontalHeaderLabels(["Keys", "Action"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        for row, shortcut in enumerate(SHORTCUTS):
+            self.table.setItem(row, 0, QTableWidgetItem(shortcut.label))
+            self.table.setItem(row, 1, QTableWidgetItem(shortcut.description))
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        note = QLabel("Double-click the preview for full screen, too.")
+        note.setObjectName("muted")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        self.resize(520, 440)
+
+    def texts(self) -> list[tuple[str, str]]:
+        """The rows of the table: (keys, action)."""
+        return [
+            (self.table.item(r, 0).text(), self.table.item(r, 1).text())
+            for r in range(self.table.rowCount())
+        ]
