@@ -1,0 +1,273 @@
+"""The window with the real pipeline and network on a small synthetic or file source.
+
+Only the virtual-camera driver (a system edge) and the camera list (hardware) are replaced.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import av
+import numpy as np
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QImage
+
+from app.capture import SyntheticSource
+from app.matting import weights
+from app.output.recorder import Recorder
+from app.output.virtualcam import guidance
+from app.settings import Background, Settings
+from app.ui.app import ENV_SCREENSHOT, ENV_SCREENSHOT_FRAMES, run_gui
+from app.ui.main_window import ASSETS, MainWindow
+from app.ui.stats_bar import EMPTY
+from app.ui.workers import live_threads
+from tests.ui_fixtures import *  # noqa: F403 - fixtures
+from tests.ui_fixtures import FakeDriver, flush_qt, make_settings, wait_frames
+
+BUNDLED = ASSETS / "backgrounds"
+UI_OVERRIDES = {"source", "background", "device"}
+
+
+def make_video(path: Path, frames: int = 24) -> Path:
+    """Writes a short H.264 clip of the synthetic scene (through the app's own recorder)."""
+    source = SyntheticSource(resolution=(320, 240), fps=15, pace="none")
+    with source.open(), Recorder(path, 320, 240, 15.0) as recorder:
+        for _ in range(frames):
+            recorder.send(source.read())
+    return path
+
+
+def click_thumbnail(qtbot, window: MainWindow, key: str) -> None:
+    grid = window.backgrounds.grid
+    item = window.backgrounds.item(key)
+    assert item is not None, key
+    grid.scrollToItem(item)
+    rect = grid.visualItemRect(item)
+    qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def pipeline_background(window: MainWindow) -> Background | None:
+    pipeline = window.pipeline
+    return pipeline.settings.background if pipeline is not None else None
+
+
+def test_preview_frames_arrive_change_and_follow_the_view(open_window, qtbot) -> None:
+    window = open_window()
+    wait_frames(qtbot, window, 3)
+    first = window.preview.image().copy()
+    assert (first.width(), first.height()) == (320, 240)
+    qtbot.waitUntil(lambda: window.preview.image() != first, timeout=30_000)
+    assert window.mailbox.received >= window.preview.frames_shown
+
+    window.set_view("alpha")
+    qtbot.waitUntil(
+        lambda: window.preview.image().format() == QImage.Format.Format_Grayscale8, timeout=30_000
+    )
+    window.set_view("side-by-side")
+    qtbot.waitUntil(lambda: window.preview.image().width() == 640, timeout=30_000)
+    window.set_view("result")
+    qtbot.waitUntil(lambda: window.preview.image().width() == 320, timeout=30_000)
+
+    qtbot.waitUntil(lambda: window.stats_bar.values["output"].text() != EMPTY, timeout=30_000)
+    assert window.stats_bar.values["device"].text().startswith("cpu")
+    assert "fps" in window.stats_bar.values["capture"].text()
+    assert "x" in window.stats_bar.values["internal"].text()
+
+
+def test_thumbnails_shortcuts_and_drops_switch_the_background(open_window, qtbot, tmp_path) -> None:
+    window = open_window()
+    wait_frames(qtbot, window, 2)
+    hills = str((BUNDLED / "hills.jpg").resolve())
+
+    click_thumbnail(qtbot, window, hills)
+    qtbot.waitUntil(
+        lambda: pipeline_background(window) == Background(kind="image", path=hills), timeout=10_000
+    )
+    click_thumbnail(qtbot, window, "none")
+    qtbot.waitUntil(lambda: pipeline_background(window) == Background(kind="none"), timeout=10_000)
+
+    # B brings the last background back and takes it away again; N and P step through the grid.
+    qtbot.keyClick(window, Qt.Key.Key_B)
+    qtbot.waitUntil(lambda: pipeline_background(window).path == hills, timeout=10_000)
+    qtbot.keyClick(window, Qt.Key.Key_B)
+    qtbot.waitUntil(lambda: pipeline_background(window).kind == "none", timeout=10_000)
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    qtbot.waitUntil(lambda: pipeline_background(window).kind == "blur", timeout=10_000)
+    qtbot.keyClick(window, Qt.Key.Key_P)
+    qtbot.waitUntil(lambda: pipeline_background(window).kind == "none", timeout=10_000)
+
+    # An unreadable file is refused with a message; the app goes on.
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"this is not a picture")
+    window.backgrounds.add_files([str(broken)])
+    qtbot.waitUntil(lambda: any("broken.png" in t for t in window.banners.texts()), timeout=10_000)
+    assert window.backgrounds.item(str(broken)) is None
+    assert window.backgrounds.user_files() == []
+
+    # A picture dropped on the grid is added, selected and used.
+    picture = tmp_path / "mine.png"
+    QImage(64, 48, QImage.Format.Format_RGB888).save(str(picture))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(picture))])
+    drop = QDropEvent(
+        QPoint(10, 10).toPointF(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.backgrounds.grid.dropEvent(drop)
+    mine = str(picture.resolve())
+    qtbot.waitUntil(lambda: pipeline_background(window).path == mine, timeout=10_000)
+    assert window.backgrounds.user_files() == [mine]
+    assert window.store.user_backgrounds() == [mine]
+    wait_frames(qtbot, window, 2)
+
+    # F1 lists every shortcut without stopping the preview.
+    qtbot.keyClick(window, Qt.Key.Key_F1)
+    assert window.help_dialog is not None and window.help_dialog.isVisible()
+    assert ("B", "Background on / off") in window.help_dialog.texts()
+    assert "(V)" in window.output_bar.vcam_switch.toolTip()
+    wait_frames(qtbot, window, 2)
+
+
+def test_virtual_camera_switch_drives_the_driver(open_window, qtbot, fake_vcam) -> None:
+    window = open_window(vcam_backend="ui-fake")
+    wait_frames(qtbot, window, 2)
+    window.set_preview_mirrored(True)
+    qtbot.mouseClick(window.output_bar.vcam_switch, Qt.MouseButton.LeftButton)
+
+    qtbot.waitUntil(lambda: len(FakeDriver.instances) == 1, timeout=10_000)
+    driver = FakeDriver.instances[0]
+    qtbot.waitUntil(lambda: any(f.any() for f in driver.snapshot()), timeout=30_000)
+    assert (driver.width, driver.height) == (320, 240)
+    qtbot.waitUntil(
+        lambda: window.output_bar.vcam_status.text() == "On — /dev/video42", timeout=10_000
+    )
+    # Mirroring the preview never mirrors what the virtual camera gets.
+    assert window.preview.mirrored
+    assert window.pipeline.settings.mirror is False
+
+    qtbot.keyClick(window, Qt.Key.Key_V)
+    qtbot.waitUntil(lambda: driver.closed, timeout=10_000)
+    assert window.output_bar.vcam_status.text() == "Off"
+    assert window.settings.virtual_cam is False
+
+
+def test_missing_driver_shows_the_guidance_and_the_app_goes_on(
+    open_window, qtbot, no_driver
+) -> None:
+    window = open_window(vcam_backend=no_driver)
+    wait_frames(qtbot, window, 2)
+    qtbot.mouseClick(window.output_bar.vcam_switch, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: guidance() in window.output_bar.vcam_status.text(), timeout=10_000)
+    assert not window.output_bar.vcam_switch.isChecked()
+    qtbot.waitUntil(lambda: window.banners.texts() != [], timeout=10_000)
+    wait_frames(qtbot, window, 3)
+    assert guidance() in window.output_bar.vcam_status.text()
+
+
+def test_settings_survive_a_restart(open_window, qtbot, tmp_path) -> None:
+    video = str(make_video(tmp_path / "clip.mp4"))
+    office = str((BUNDLED / "office.jpg").resolve())
+    first = open_window(make_settings(), overrides={"device"})
+    wait_frames(qtbot, first, 1)
+    first.source_panel.ask_video_file = lambda: video
+    qtbot.mouseClick(first.source_panel.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: first.pipeline.settings.source == video, timeout=10_000)
+    click_thumbnail(qtbot, first, office)
+    qtbot.waitUntil(lambda: pipeline_background(first) == Background("image", path=office))
+    first.set_view("alpha")
+    first.set_preview_mirrored(True)
+    first.close()
+    flush_qt()
+
+    # Started again with the defaults (nothing given on the command line).
+    second = open_window(Settings(device="cpu"), overrides={"device"})
+    assert second.settings.source == video
+    assert second.settings.loop is True
+    assert second.settings.background == Background("image", path=office)
+    assert second.backgrounds.current_choice().key == office
+    assert second.source_panel.camera_combo.currentText() == "Video: clip.mp4"
+    assert second.preview.mirrored and second.mailbox.view == "alpha"
+    wait_frames(qtbot, second, 2)
+    assert second.pipeline.settings.source == video
+    assert second.preview.image().format() == QImage.Format.Format_Grayscale8
+
+
+def test_no_camera_is_said_plainly_and_a_video_file_recovers(
+    open_window, qtbot, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr("app.capture.camera.list_cameras", lambda *a, **k: [])
+    video = str(make_video(tmp_path / "clip.mp4"))
+    window = open_window(make_settings(source="/dev/video63"))
+    qtbot.waitUntil(lambda: window.banners.texts() != [], timeout=30_000)
+    assert "/dev/video63" in window.banners.texts()[0]
+    assert window.pipeline is None
+    qtbot.waitUntil(lambda: window.source_panel.no_camera.isVisible(), timeout=10_000)
+    assert "No camera found" in window.source_panel.no_camera.text()
+
+    window.source_panel.ask_video_file = lambda: video
+    qtbot.mouseClick(window.source_panel.open_button, Qt.MouseButton.LeftButton)
+    wait_frames(qtbot, window, 3)
+    assert window.pipeline.settings.source == video
+
+
+def test_recording_writes_a_playable_file(open_window, qtbot, tmp_path) -> None:
+    window = open_window()
+    wait_frames(qtbot, window, 1)
+    target = tmp_path / "take.mp4"
+    window.output_bar.ask_record_path = lambda: str(target)
+    qtbot.mouseClick(window.output_bar.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.pipeline.settings.output == str(target), timeout=10_000)
+    wait_frames(qtbot, window, 8)
+    qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: target.is_file(), timeout=20_000)
+    with av.open(str(target)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) >= 4
+    assert frames[0].shape == (240, 320, 3)
+    assert np.std(frames[-1]) > 5  # A picture, not a flat frame.
+
+
+def test_first_start_shows_weight_progress_in_the_window(open_window, qtbot) -> None:
+    proceed = threading.Event()
+
+    def fetch(variant: str, *, progress=None) -> Path:
+        progress("Downloading rvm_mobilenetv3.pth", 0.5)
+        proceed.wait(30)
+        return weights.fetch(variant, progress=progress)
+
+    window = open_window(fetch=fetch)
+    qtbot.waitUntil(lambda: window.progress.bar.value() == 500, timeout=10_000)
+    assert window.progress.isVisible()
+    assert window.progress.label.text().startswith("Downloading rvm_mobilenetv3.pth")
+    assert "Downloading" in window.preview.message
+    proceed.set()
+    wait_frames(qtbot, window, 2)
+    assert not window.progress.isVisible()
+
+
+def test_closing_stops_every_thread(open_window, qtbot) -> None:
+    window = open_window()
+    wait_frames(qtbot, window, 2)
+    pipeline = window.pipeline
+    names = {t.name for t in threading.enumerate()}
+    assert {"mattecam-matting", "mattecam-compose"} <= names
+    assert len(live_threads()) == 2
+    window.close()
+    assert not pipeline.running
+    assert live_threads() == []
+    alive = {t.name for t in threading.enumerate() if t.name.startswith("mattecam-")}
+    assert alive == set()
+
+
+def test_run_gui_takes_a_screenshot_and_returns(qt_guard, settings_dir, tmp_path, monkeypatch):
+    shot = tmp_path / "shot.png"
+    monkeypatch.setenv(ENV_SCREENSHOT, str(shot))
+    monkeypatch.setenv(ENV_SCREENSHOT_FRAMES, "4")
+    assert run_gui(make_settings(), UI_OVERRIDES) == 0
+    image = QImage(str(shot))
+    assert not image.isNull() and image.width() >= 900
+    flush_qt()
