@@ -1,0 +1,288 @@
+"""TorchScript and ONNX export of the RVM network.
+
+The ONNX graph has the interface of the official ``rvm_mobilenetv3_fp32.onnx``: inputs ``src``,
+``r1i``..``r4i`` and ``downsample_ratio`` (float32, shape ``[1]``), outputs ``fgr``, ``pha``,
+``r1o``..``r4o``; batch and frame size are dynamic, and zeros of shape ``[1, 1, 1, 1]`` are a valid
+initial state. Like the official file it always runs the refiner, also at a ratio of 1.
+
+Command line::
+
+    python -m app.matting.export torchscript --variant mobilenetv3 --precision fp32 --output F
+    python -m app.matting.export onnx --variant mobilenetv3 --precision fp16 --output F --opset 17
+
+Outputs are written under a temporary name beside the destination and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .model import MattingNetwork
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 12
+INPUT_NAMES = ["src", "r1i", "r2i", "r3i", "r4i", "downsample_ratio"]
+OUTPUT_NAMES = ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+class ExportError(ValueError):
+    """An export cannot be carried out; the message says what is wrong and what to do."""
+
+
+class _ResizeByRatio(torch.autograd.Function):
+    """Bilinear resize by a ratio held in a tensor; exported as ``Resize`` with the ratio as scale.
+
+    ``F.interpolate`` would bake a float ratio into the graph as a constant; this keeps it an input.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, ratio: Tensor) -> Tensor:
+        return F.interpolate(
+            x,
+            scale_factor=float(ratio.reshape(-1)[0]),
+            mode="bilinear",
+            align_corners=False,
+            recompute_scale_factor=False,
+        )
+
+    @staticmethod
+    def symbolic(g: Any, x: Any, ratio: Any) -> Any:
+        ones = g.op("Constant", value_t=torch.ones(2, dtype=torch.float32))
+        scale = g.op("Reshape", ratio, g.op("Constant", value_t=torch.tensor([1])))
+        scales = g.op("Concat", ones, scale, scale, axis_i=0)
+        roi = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
+        return g.op(
+            "Resize",
+            x,
+            roi,
+            scales,
+            mode_s="linear",
+            coordinate_transformation_mode_s="pytorch_half_pixel",
+        )
+
+
+class OnnxGraph(nn.Module):
+    """The network with the official ONNX interface: the ratio is a ``[1]`` float32 tensor.
+
+    Args:
+        net: the network to wrap (its weights are shared, not copied).
+    """
+
+    def __init__(self, net: MattingNetwork):
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self, src: Tensor, r1: Tensor, r2: Tensor, r3: Tensor, r4: Tensor, downsample_ratio: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Mattes one frame batch ``[B, 3, H, W]``; returns fgr, pha and the new state."""
+        net = self.net
+        src_sm = _ResizeByRatio.apply(src, downsample_ratio)
+        f1, f2, f3, f4 = net.backbone(src_sm)
+        f4 = net.aspp(f4)
+        hid, r1, r2, r3, r4 = net.decoder(src_sm, f1, f2, f3, f4, r1, r2, r3, r4, 1)
+        fgr_res, pha = net.project_mat(hid).split([3, 1], dim=1)
+        fgr_res, pha = net.refiner(src, src_sm, fgr_res, pha, hid)
+        fgr = (fgr_res + src).clamp(0.0, 1.0)
+        return fgr, pha.clamp(0.0, 1.0), r1, r2, r3, r4
+
+
+@contextlib.contextmanager
+def _atomic_path(dest: Path) -> Iterator[Path]:
+    """Yields a temp path beside ``dest``; renamed to ``dest`` on success, deleted otherwise."""
+    parent = dest.parent
+    if not parent.is_dir():
+        raise ExportError(f"Cannot write {dest}: the folder {parent} does not exist.")
+    if dest.is_dir():
+        raise ExportError(f"Cannot write {dest}: a folder of that name exists.")
+    try:
+        fd, name = tempfile.mkstemp(dir=parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as e:
+        raise ExportError(f"Cannot write {dest}: {e.strerror or e}.") from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _precision(precision: str) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ExportError(f"Precision '{precision}' is not known; choose fp32 or fp16.")
+    return PRECISIONS[precision]
+
+
+def export_torchscript(
+    model: MattingNetwork, output: str | os.PathLike[str], precision: str = "fp32"
+) -> Path:
+    """Saves ``torch.jit.script(model)`` to ``output`` (on the CPU, in eval mode).
+
+    The saved module loads with ``torch.jit.load``, can be frozen with ``torch.jit.freeze`` and has
+    the network's call signature.
+
+    Args:
+        model: the network; it is not changed (a copy is converted).
+        output: destination file.
+        precision: ``fp32``, or ``fp16`` for half-precision parameters.
+
+    Returns:
+        ``output`` as a Path.
+
+    Raises:
+        ExportError: bad precision or the destination cannot be written.
+    """
+    dtype = _precision(precision)
+    dest = Path(output)
+    net = _copy_for_export(model, dtype)
+    scripted = torch.jit.script(net)
+    with _atomic_path(dest) as tmp:
+        torch.jit.save(scripted, str(tmp))
+    return dest
+
+
+def export_onnx(
+    model: MattingNetwork,
+    output: str | os.PathLike[str],
+    precision: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Exports the network to ONNX with the official interface (see the module docstring).
+
+    Args:
+        model: the network; it is not changed (a copy is converted).
+        output: destination ``.onnx`` file.
+        precision: ``fp32``, or ``fp16`` (src, state and outputs in float16; the ratio stays
+            float32).
+        opset: ONNX opset, at least 12.
+
+    Returns:
+        ``output`` as a Path.
+
+    Raises:
+        ExportError: bad precision or opset, or the destination cannot be written.
+    """
+    import onnx
+
+    dtype = _precision(precision)
+    if opset < MIN_OPSET:
+        raise ExportError(f"Opset {opset} is too old; give {MIN_OPSET} or newer.")
+    dest = Path(output)
+    graph = OnnxGraph(_copy_for_export(model, dtype)).eval()
+    src = torch.rand(1, 3, 144, 176, dtype=dtype)
+    zero = torch.zeros(1, 1, 1, 1, dtype=dtype)
+    ratio = torch.tensor([0.5], dtype=torch.float32)
+    state_axes = {0: "batch", 1: "channels", 2: "state_height", 3: "state_width"}
+    dynamic_axes: dict[str, dict[int, str]] = {
+        "src": {0: "batch", 2: "height", 3: "width"},
+        "fgr": {0: "batch", 2: "height", 3: "width"},
+        "pha": {0: "batch", 2: "height", 3: "width"},
+    }
+    for i in range(1, 5):
+        dynamic_axes[f"r{i}i"] = state_axes
+        dynamic_axes[f"r{i}o"] = {0: "batch", 2: f"r{i}_height", 3: f"r{i}_width"}
+    with _atomic_path(dest) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            torch.onnx.export(
+                graph,
+                (src, zero, zero, zero, zero, ratio),
+                str(tmp),
+                dynamo=False,
+                input_names=INPUT_NAMES,
+                output_names=OUTPUT_NAMES,
+                opset_version=opset,
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True,
+            )
+        onnx.checker.check_model(str(tmp))
+    return dest
+
+
+def _copy_for_export(model: MattingNetwork, dtype: torch.dtype) -> MattingNetwork:
+    """A CPU copy of ``model`` in eval mode with ``dtype`` parameters; the model is untouched."""
+    net = MattingNetwork(model.variant, refiner=_refiner_name(model))
+    net.load_state_dict(model.state_dict())
+    if hasattr(model, "refine_full_res"):
+        net.refine_full_res = model.refine_full_res
+    return net.eval().to(dtype=dtype)
+
+
+def _refiner_name(model: MattingNetwork) -> str:
+    from .model.network import REFINERS
+
+    for name, cls in REFINERS.items():
+        if type(model.refiner) is cls:
+            return name
+    raise ExportError(f"Unknown refiner {type(model.refiner).__name__}.")
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m app.matting.export", description="Export the RVM network.")
+    sub = p.add_subparsers(dest="format", required=True, parser_class=_Parser)
+    for fmt, text in (("torchscript", "save torch.jit.script(model)"), ("onnx", "ONNX graph")):
+        s = sub.add_parser(fmt, help=text)
+        s.add_argument("--variant", default="mobilenetv3", choices=("mobilenetv3", "resnet50"))
+        s.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
+        s.add_argument("--output", required=True, help="destination file")
+        s.add_argument("--checkpoint", help="weights file (.pth or the official .onnx)")
+        if fmt == "onnx":
+            s.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the export command line; returns the exit status."""
+    from .weights import WeightsError, load_model
+
+    args = _parser().parse_args(argv)
+    try:
+        dest = Path(args.output)
+        if not dest.parent.is_dir():
+            raise ExportError(f"Cannot write {dest}: the folder {dest.parent} does not exist.")
+        if not os.access(dest.parent, os.W_OK | os.X_OK):
+            raise ExportError(f"Cannot write {dest}: the folder {dest.parent} is not writable.")
+        if args.format == "onnx" and args.opset < MIN_OPSET:
+            raise ExportError(f"Opset {args.opset} is too old; give {MIN_OPSET} or newer.")
+        model = load_model(args.variant, args.checkpoint)
+        if args.format == "torchscript":
+            export_torchscript(model, dest, args.precision)
+        else:
+            export_onnx(model, dest, args.precision, args.opset)
+    except (ExportError, WeightsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    print(dest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
