@@ -124,6 +124,12 @@ def test_thumbnails_shortcuts_and_drops_switch_the_background(open_window, qtbot
     assert window.store.user_backgrounds() == [mine]
     wait_frames(qtbot, window, 2)
 
+    # F shows only the preview on the whole screen; Esc returns.
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    assert window.preview_fullscreen and not window.side_panel.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert not window.preview_fullscreen and window.side_panel.isVisible()
+
     # F1 lists every shortcut without stopping the preview.
     qtbot.keyClick(window, Qt.Key.Key_F1)
     assert window.help_dialog is not None and window.help_dialog.isVisible()
@@ -191,6 +197,7 @@ def test_settings_survive_a_restart(open_window, qtbot, tmp_path) -> None:
     assert second.backgrounds.current_choice().key == office
     assert second.source_panel.camera_combo.currentText() == "Video: clip.mp4"
     assert second.preview.mirrored and second.mailbox.view == "alpha"
+    assert second.store.geometry() is not None  # the window's place and size
     wait_frames(qtbot, second, 2)
     assert second.pipeline.settings.source == video
     assert second.preview.image().format() == QImage.Format.Format_Grayscale8
@@ -247,6 +254,24 @@ def test_first_start_shows_weight_progress_in_the_window(open_window, qtbot) -> 
     proceed.set()
     wait_frames(qtbot, window, 2)
     assert not window.progress.isVisible()
+
+
+def test_a_variant_whose_weights_cannot_be_fetched_is_refused(open_window, qtbot) -> None:
+    def fetch(variant: str, *, progress=None) -> Path:
+        if variant == "resnet50":  # As without internet access: the download fails.
+            raise weights.WeightsError("Could not fetch the resnet50 weights: no network.")
+        return weights.fetch(variant, progress=progress)
+
+    window = open_window(fetch=fetch)
+    wait_frames(qtbot, window, 2)
+    combo = window.quality_panel.variant_combo
+    combo.setCurrentIndex(combo.findData("resnet50"))
+    combo.activated.emit(combo.currentIndex())
+    qtbot.waitUntil(lambda: window.settings.variant == "mobilenetv3", timeout=10_000)
+    assert any("resnet50" in text for text in window.banners.texts())
+    assert combo.currentData() == "mobilenetv3"
+    assert window.pipeline.settings.variant == "mobilenetv3"
+    wait_frames(qtbot, window, 2)
 
 
 def test_closing_stops_every_thread(open_window, qtbot) -> None:

@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self.worker.started.connect(self._on_started, queued)
         self.worker.failed.connect(self._on_failed, queued)
         self.worker.event.connect(self._on_event, queued)
+        self.worker.reverted.connect(self._on_reverted, queued)
         self.mailbox.frame_ready.connect(self._on_frame, queued)
         self.io.worker.cameras_listed.connect(self._on_cameras, queued)
 
@@ -399,11 +400,24 @@ class MainWindow(QMainWindow):
     def _on_failed(self, message: str) -> None:
         self.progress.done()
         self.banners.show_message("error", message)
-        if self._pipeline is None:
-            self.preview.clear(message)
-            self.stats_bar.clear()
-            if is_camera_spec(self._settings.source):
-                self.tabs.setCurrentWidget(self.source_panel)
+        if self._pipeline is not None:
+            return
+        self.stats_bar.clear()
+        source = self._settings.source
+        if is_camera_spec(source):
+            self.tabs.setCurrentWidget(self.source_panel)
+            if self.source_panel.cameras:
+                message = f"Camera {source} could not be opened. Pick another camera in Source."
+            else:
+                message = (
+                    "No camera found. Open a video file in Source to use instead, or connect a "
+                    "camera and press Refresh."
+                )
+        self.preview.clear(message)
+
+    def _on_reverted(self, settings: Settings) -> None:
+        self._settings = settings
+        self._sync_panels()
 
     def _on_event(self, event: object) -> None:
         kind, message = getattr(event, "kind", "info"), getattr(event, "message", str(event))

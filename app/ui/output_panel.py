@@ -79,7 +79,7 @@ class OutputBar(QFrame):
         self.vcam_switch.blockSignals(False)
         if on and self.vcam_status.text() == "Off":
             self.vcam_status.setText("Starting…")
-        elif not on:
+        elif not on and not self._unavailable:
             self.vcam_status.setText("Off")
 
     def set_vcam_state(self, state: str) -> None:

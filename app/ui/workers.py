@@ -207,6 +207,7 @@ class PipelineWorker(QObject):
     started = Signal(object)  # the running Pipeline
     failed = Signal(str)  # the pipeline could not start; one sentence
     event = Signal(object)  # an app.pipeline.Event from the pipeline's threads
+    reverted = Signal(object)  # the Settings actually applied when a change was refused
     stopped = Signal()
 
     def __init__(
@@ -292,6 +293,7 @@ class PipelineWorker(QObject):
             return
         if settings.variant != pipeline.settings.variant and not self._weights(settings):
             settings = settings.replace(variant=pipeline.settings.variant)
+            self.reverted.emit(settings)
         try:
             pipeline.update(settings)
         except Exception as e:
