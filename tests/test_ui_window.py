@@ -215,10 +215,15 @@ def test_no_camera_is_said_plainly_and_a_video_file_recovers(
     qtbot.waitUntil(lambda: window.source_panel.no_camera.isVisible(), timeout=10_000)
     assert "No camera found" in window.source_panel.no_camera.text()
 
+    assert "No camera found" in window.preview.message
+    assert window.preview.action_button.isVisible()
+
+    # The preview offers the file source right where the picture would be.
     window.source_panel.ask_video_file = lambda: video
-    qtbot.mouseClick(window.source_panel.open_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.preview.action_button, Qt.MouseButton.LeftButton)
     wait_frames(qtbot, window, 3)
     assert window.pipeline.settings.source == video
+    assert not window.preview.action_button.isVisible()
 
 
 def test_recording_writes_a_playable_file(open_window, qtbot, tmp_path) -> None:
@@ -236,6 +241,13 @@ def test_recording_writes_a_playable_file(open_window, qtbot, tmp_path) -> None:
     assert len(frames) >= 4
     assert frames[0].shape == (240, 320, 3)
     assert np.std(frames[-1]) > 5  # A picture, not a flat frame.
+
+    # A file the recorder refuses: the message shows, the button returns to "Record…".
+    window.output_bar.ask_record_path = lambda: str(tmp_path / "take.txt")
+    qtbot.mouseClick(window.output_bar.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any("take.txt" in t for t in window.banners.texts()), timeout=10_000)
+    assert window.output_bar.recording is None and window.settings.output is None
+    assert not window.output_bar.record_button.isChecked()
 
 
 def test_first_start_shows_weight_progress_in_the_window(open_window, qtbot) -> None:

@@ -9,11 +9,12 @@ then quits; ``MATTECAM_SETTINGS_DIR`` keeps the remembered settings in a folder 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -133,5 +134,16 @@ def run_gui(settings: Settings, overrides: set[str], vcam_backend: str | None = 
     window = build_window(
         settings, overrides, vcam_backend, screenshot=screenshot, screenshot_frames=frames
     )
-    code = app.exec()
+    app.aboutToQuit.connect(window.shut_down)  # Also when the session ends without a close.
+    # Ctrl+C in the terminal closes the window like the close button. Python handles signals only
+    # between bytecodes, so a timer lets it run now and then.
+    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    ticker = QTimer()
+    ticker.timeout.connect(lambda: None)
+    ticker.start(250)
+    try:
+        code = app.exec()
+    finally:
+        ticker.stop()
+        signal.signal(signal.SIGINT, previous)
     return max(int(code), int(window.exit_code))

@@ -92,7 +92,7 @@ class SourcePanel(QWidget):
         self.refresh_button.clicked.connect(self.refresh_requested)
         self.open_button = QPushButton("Open video file…")
         self.open_button.setToolTip("Use a video file as the camera (it plays in a loop)")
-        self.open_button.clicked.connect(self._on_open_file)
+        self.open_button.clicked.connect(self.open_file)
         self.no_camera = QLabel(
             "No camera found. Connect one and press Refresh, or open a video file to use instead."
         )
@@ -186,7 +186,8 @@ class SourcePanel(QWidget):
             self._source = spec
             self.changed.emit({"source": spec, "loop": not is_camera_spec(spec)})
 
-    def _on_open_file(self) -> None:
+    def open_file(self) -> None:
+        """Asks for a video file and makes it the source."""
         path = self.ask_video_file()
         if path:
             self._source = path

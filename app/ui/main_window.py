@@ -410,9 +410,10 @@ class MainWindow(QMainWindow):
                 message = f"Camera {source} could not be opened. Pick another camera in Source."
             else:
                 message = (
-                    "No camera found. Open a video file in Source to use instead, or connect a "
-                    "camera and press Refresh."
+                    "No camera found. Open a video file to use instead, or connect a camera and "
+                    "press Refresh in Source."
                 )
+            self.preview.set_action("Open video file…", self.source_panel.open_file)
         self.preview.clear(message)
 
     def _on_reverted(self, settings: Settings) -> None:
@@ -428,6 +429,10 @@ class MainWindow(QMainWindow):
                 self.progress.done()
         elif kind in ("error", "warning"):
             self.banners.show_message(kind, message)
+            recording = self.output_bar.recording
+            if kind == "error" and recording and Path(recording).name in message:
+                self.output_bar.set_recording(None)  # The recording could not go on.
+                self._change(output=None)
         elif kind == "info":
             self.banners.show_message("info", message, timeout_ms=6000)
         else:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPixmap
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPixmap,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import QPushButton, QSizePolicy, QWidget
 
 from app.ui import theme
 
@@ -47,6 +58,10 @@ class PreviewWidget(QWidget):
         self._message = "Starting…"
         self._frames_shown = 0
         self._checker: QPixmap | None = None
+        self.action_button = QPushButton(self)
+        self.action_button.hide()
+        self._action: Callable[[], None] | None = None
+        self.action_button.clicked.connect(self._on_action)
 
     @property
     def frames_shown(self) -> int:
@@ -71,6 +86,8 @@ class PreviewWidget(QWidget):
         """Shows a new frame (UI thread)."""
         self._image = image
         self._frames_shown += 1
+        if self._action is not None:
+            self.set_action(None)
         self.update()
 
     def clear(self, message: str) -> None:
@@ -78,6 +95,31 @@ class PreviewWidget(QWidget):
         self._image = None
         self._message = message
         self.update()
+
+    def set_action(self, text: str | None, callback: Callable[[], None] | None = None) -> None:
+        """Offers a button under the message while there is no frame; None removes it."""
+        self._action = callback if text else None
+        if text and callback is not None:
+            self.action_button.setText(text)
+            self.action_button.adjustSize()
+            self._place_action()
+            self.action_button.show()
+        else:
+            self.action_button.hide()
+
+    def _on_action(self) -> None:
+        if self._action is not None:
+            self._action()
+
+    def _place_action(self) -> None:
+        size = self.action_button.sizeHint()
+        x = (self.width() - size.width()) // 2
+        y = self.height() // 2 + 40
+        self.action_button.setGeometry(x, y, size.width(), size.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        self._place_action()
+        super().resizeEvent(event)
 
     def set_message(self, message: str) -> None:
         """Sets the text shown while there is no frame."""

@@ -91,7 +91,11 @@ class HelpDialog(QDialog):
         layout.addWidget(self.table)
         layout.addWidget(note)
         layout.addWidget(buttons)
-        self.resize(520, 440)
+        header = self.table.horizontalHeader().sizeHint().height()
+        rows = self.table.verticalHeader().length()
+        self.table.setMinimumHeight(header + rows + 2 * self.table.frameWidth() + 2)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.resize(560, self.sizeHint().height())
 
     def texts(self) -> list[tuple[str, str]]:
         """The rows of the table: (keys, action)."""
