@@ -21,8 +21,37 @@ def _resize_to(x: Tensor, like: Tensor) -> Tensor:
     )
 
 
-class DeepGuidedFilterRefiner(nn.Module):
-    """Guided filter whose per-pixel linear coefficients come from a small learned 1x1 network."""
+class GuidedFilterRefiner(nn.Module):
+    """Guided filter upsampling: per-pixel linear coefficients ``A, b`` found at low resolution
+    from box-filtered statistics of the image and the matte, resized, applied to the full image.
+
+    Subclasses say how to box-filter and how ``A`` follows from the statistics.
+    """
+
+    def box(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def coefficients(self, cov_xy: Tensor, var_x: Tensor, hid: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self, src: Tensor, src_sm: Tensor, fgr: Tensor, pha: Tensor, hid: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        base_x = _with_gray(src_sm)
+        base_y = torch.cat([fgr, pha], dim=1)
+        mean_x = self.box(base_x)
+        mean_y = self.box(base_y)
+        cov_xy = self.box(base_x * base_y) - mean_x * mean_y
+        var_x = self.box(base_x * base_x) - mean_x * mean_x
+        a = self.coefficients(cov_xy, var_x, hid)
+        b = mean_y - a * mean_x
+        out = _resize_to(a, src) * _with_gray(src) + _resize_to(b, src)
+        fgr_out, pha_out = out.split([3, 1], dim=1)
+        return fgr_out, pha_out
+
+
+class DeepGuidedFilterRefiner(GuidedFilterRefiner):
+    """Guided filter whose coefficients come from a small learned 1x1 network."""
 
     def __init__(self, hid_channels: int = 16):
         super().__init__()
@@ -38,44 +67,22 @@ class DeepGuidedFilterRefiner(nn.Module):
             nn.Conv2d(hid_channels, 4, 1),
         )
 
-    def forward(
-        self, src: Tensor, src_sm: Tensor, fgr: Tensor, pha: Tensor, hid: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        base_x = _with_gray(src_sm)
-        base_y = torch.cat([fgr, pha], dim=1)
-        mean_x = self.box_filter(base_x)
-        mean_y = self.box_filter(base_y)
-        cov_xy = self.box_filter(base_x * base_y) - mean_x * mean_y
-        var_x = self.box_filter(base_x * base_x) - mean_x * mean_x
-        a = self.conv(torch.cat([cov_xy, var_x, hid], dim=1))
-        b = mean_y - a * mean_x
-        out = _resize_to(a, src) * _with_gray(src) + _resize_to(b, src)
-        fgr_out, pha_out = out.split([3, 1], dim=1)
-        return fgr_out, pha_out
+    def box(self, x: Tensor) -> Tensor:
+        return self.box_filter(x)
+
+    def coefficients(self, cov_xy: Tensor, var_x: Tensor, hid: Tensor) -> Tensor:
+        return self.conv(torch.cat([cov_xy, var_x, hid], dim=1))
 
 
-class FastGuidedFilterRefiner(nn.Module):
+class FastGuidedFilterRefiner(GuidedFilterRefiner):
     """Classic fast guided filter (radius 1, eps 1e-5); no learned weights."""
 
     def __init__(self, hid_channels: int = 16, eps: float = 1e-5):
         super().__init__()
         self.eps = eps
 
-    @staticmethod
-    def _box(x: Tensor) -> Tensor:
+    def box(self, x: Tensor) -> Tensor:
         return F.avg_pool2d(F.pad(x, [1, 1, 1, 1]), 3, stride=1)
 
-    def forward(
-        self, src: Tensor, src_sm: Tensor, fgr: Tensor, pha: Tensor, hid: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        base_x = _with_gray(src_sm)
-        base_y = torch.cat([fgr, pha], dim=1)
-        mean_x = self._box(base_x)
-        mean_y = self._box(base_y)
-        cov_xy = self._box(base_x * base_y) - mean_x * mean_y
-        var_x = self._box(base_x * base_x) - mean_x * mean_x
-        a = cov_xy / (var_x + self.eps)
-        b = mean_y - a * mean_x
-        out = _resize_to(a, src) * _with_gray(src) + _resize_to(b, src)
-        fgr_out, pha_out = out.split([3, 1], dim=1)
-        return fgr_out, pha_out
+    def coefficients(self, cov_xy: Tensor, var_x: Tensor, hid: Tensor) -> Tensor:
+        return cov_xy / (var_x + self.eps)
