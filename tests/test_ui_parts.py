@@ -130,22 +130,25 @@ def packet(index: int, size: tuple[int, int] = (32, 24)) -> FramePacket:
     return FramePacket(index, float(index), source, source[:, :, 0].copy(), source // 2)
 
 
-def test_mailbox_hands_over_only_the_newest_frame(qt_app, qt_guard) -> None:
+def test_mailbox_hands_over_only_the_newest_frame(qt_app, qt_guard, qtbot) -> None:
     mailbox = FrameMailbox()
     counter = _Counter()
     mailbox.frame_ready.connect(counter.hit, Qt.ConnectionType.QueuedConnection)
-    thread = threading.Thread(target=lambda: [mailbox.put(packet(i)) for i in range(1, 6)])
+    thread = threading.Thread(target=lambda: [mailbox.put(packet(i)) for i in range(1, 51)])
     thread.start()
     thread.join()
+    qtbot.waitUntil(lambda: mailbox.latest_index == 50, timeout=10_000)
     flush_qt()
-    assert counter.calls == 1  # one notification for five frames
+    assert counter.calls == 1  # one notification for fifty frames: nothing queues up
     frame = mailbox.take()
-    assert frame.index == 5 and QColor(frame.image.pixel(0, 0)) == QColor(2, 2, 2)
+    assert frame.index == 50 and QColor(frame.image.pixel(0, 0)) == QColor(25, 25, 25)
     assert mailbox.take() is None
-    assert mailbox.dropped == 4 and mailbox.received == 5
-    mailbox.put(packet(6))
-    flush_qt()
-    assert counter.calls == 2 and mailbox.take().index == 6
+    assert mailbox.dropped == 49 and mailbox.received == 50
+    mailbox.put(packet(51))
+    qtbot.waitUntil(lambda: counter.calls == 2, timeout=10_000)
+    assert mailbox.take().index == 51
+    mailbox.close()
+    mailbox.close()
 
 
 def test_views_show_the_result_the_matte_or_both() -> None:

@@ -525,6 +525,7 @@ class MainWindow(QMainWindow):
             log.error("The pipeline did not stop within %d s.", SHUTDOWN_TIMEOUT_MS // 1000)
             stop_thread(self._worker_thread, 1000)
         self._pipeline = None
+        self.mailbox.close()
         self.io.close()
         if self._help is not None:
             self._help.close()

@@ -1,8 +1,9 @@
 """Work that must not run on the UI thread, and the bridges that bring its results back.
 
-* :class:`FrameMailbox`: the pipeline's frame callback leaves the newest preview frame here; the
-  UI is notified by one queued signal and takes only the newest frame (older ones that were never
-  shown are dropped, so the preview never lags behind the camera).
+* :class:`FrameMailbox`: the pipeline's frame callback leaves each packet in a one-item slot; a
+  thread of the mailbox turns the newest into a picture, and the UI is notified by one queued
+  signal and takes only the newest picture (older ones that were never shown are dropped, so the
+  preview never lags behind the camera).
 * :class:`PipelineWorker`: a QObject on its own QThread that fetches the weights (with progress),
   starts, updates and stops the :class:`~app.pipeline.Pipeline`.
 * :class:`IoWorker`: a QObject on its own QThread for small file and device work (thumbnails of
@@ -26,6 +27,7 @@ from PySide6.QtCore import QObject, QRect, QSize, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QImage, QImageReader
 
 from app.settings import IMAGE_SUFFIXES, Settings, SettingsError
+from app.slot import LatestSlot
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +124,23 @@ def compose_view(
     return composite
 
 
-class FrameMailbox(QObject):
-    """Hands the newest pipeline frame to the UI thread.
+def display_image(array: np.ndarray) -> QImage:
+    """A QImage of an array in the format Qt draws fastest (RGB32, or premultiplied ARGB32 when
+    the array has alpha)."""
+    image = to_qimage(array)
+    if image.hasAlphaChannel():
+        return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    return image.convertToFormat(QImage.Format.Format_RGB32)
 
-    :meth:`put` runs on a pipeline thread: it prepares the picture for the current view and
-    replaces any frame the UI has not taken yet. :attr:`frame_ready` is emitted only when no
-    notification is pending, so at most one is ever queued.
+
+class FrameMailbox(QObject):
+    """Hands the newest pipeline frame to the UI thread, without ever queueing stale frames.
+
+    :meth:`put` (called on a pipeline thread) only drops the packet into a one-item slot, so the
+    pipeline never waits for the preview. A thread of the mailbox prepares the picture for the
+    current :attr:`view` and keeps the newest one; :attr:`frame_ready` is emitted only when no
+    notification is pending, so at most one is ever queued and :meth:`take` always gets the newest.
+    Call :meth:`close` to stop the thread.
     """
 
     frame_ready = Signal()
@@ -135,29 +148,44 @@ class FrameMailbox(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._lock = threading.Lock()
+        self._inbox: LatestSlot[object] = LatestSlot()
         self._frame: PreviewFrame | None = None
+        self._latest_index = -1
         self._notified = False
-        self._dropped = 0
+        self._replaced = 0
         self._received = 0
         self.view = "result"
+        self._thread = threading.Thread(target=self._run, name="mattecam-preview", daemon=True)
+        self._thread.start()
 
     def put(self, packet: object) -> None:
-        """Accepts a :class:`~app.pipeline.FramePacket` (from any thread)."""
-        try:
-            pixels = compose_view(self.view, packet.source, packet.alpha, packet.composite)
-            frame = PreviewFrame(to_qimage(pixels), int(packet.index), float(packet.t_capture))
-        except Exception:  # A malformed packet must not take the pipeline thread down.
-            log.exception("Could not prepare a preview frame")
-            return
+        """Accepts a :class:`~app.pipeline.FramePacket` (from any thread; never blocks)."""
         with self._lock:
             self._received += 1
-            if self._frame is not None:
-                self._dropped += 1
-            self._frame = frame
-            notify = not self._notified
-            self._notified = True
-        if notify:
-            self.frame_ready.emit()
+        self._inbox.put(packet)
+
+    def _run(self) -> None:
+        while True:
+            packet = self._inbox.get()
+            if packet is None:  # Closed.
+                return
+            try:
+                pixels = compose_view(self.view, packet.source, packet.alpha, packet.composite)
+                frame = PreviewFrame(
+                    display_image(pixels), int(packet.index), float(packet.t_capture)
+                )
+            except Exception:  # A malformed packet must not end the preview.
+                log.exception("Could not prepare a preview frame")
+                continue
+            with self._lock:
+                if self._frame is not None:
+                    self._replaced += 1
+                self._frame = frame
+                self._latest_index = frame.index
+                notify = not self._notified
+                self._notified = True
+            if notify:
+                self.frame_ready.emit()
 
     def take(self) -> PreviewFrame | None:
         """The newest frame not yet taken, or None (UI thread)."""
@@ -167,16 +195,28 @@ class FrameMailbox(QObject):
             return frame
 
     @property
-    def dropped(self) -> int:
-        """Frames replaced before the UI took them."""
+    def latest_index(self) -> int:
+        """The pipeline index of the newest prepared frame (-1 before the first)."""
         with self._lock:
-            return self._dropped
+            return self._latest_index
+
+    @property
+    def dropped(self) -> int:
+        """Frames never shown: replaced in the slot or before the UI took them."""
+        with self._lock:
+            return self._replaced + self._inbox.dropped
 
     @property
     def received(self) -> int:
         """Frames handed in by the pipeline."""
         with self._lock:
             return self._received
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stops the preparing thread; safe to call twice."""
+        self._inbox.close()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
 
 # --- the pipeline --------------------------------------------------------------------------------
