@@ -265,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         dest = Path(args.output)
         if not dest.parent.is_dir():
             raise ExportError(f"Cannot write {dest}: the folder {dest.parent} does not exist.")
+        if dest.is_dir():
+            raise ExportError(f"Cannot write {dest}: a folder of that name exists.")
         if not os.access(dest.parent, os.W_OK | os.X_OK):
             raise ExportError(f"Cannot write {dest}: the folder {dest.parent} is not writable.")
         if args.format == "onnx" and args.opset < MIN_OPSET:
