@@ -18,12 +18,13 @@ from app.settings import Background, Settings
 from app.ui.app import startup_settings
 from app.ui.backgrounds_panel import BackgroundsPanel, bundled_backgrounds
 from app.ui.controls import QualityPanel, SourcePanel
+from app.ui.frames import FrameMailbox, compose_view
 from app.ui.main_window import ASSETS
 from app.ui.output_panel import OutputBar
 from app.ui.preview import PreviewWidget, fit_rect
 from app.ui.store import Store, open_qsettings
+from app.ui.thumbnails import Io
 from app.ui.widgets import BannerArea
-from app.ui.workers import FrameMailbox, Io, compose_view
 from tests.ui_fixtures import *  # noqa: F403 - fixtures
 from tests.ui_fixtures import flush_qt
 

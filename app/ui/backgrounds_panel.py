@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import DEFAULT_BLUR, GREEN_SCREEN, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Background
-from app.ui.workers import THUMB_SIZE, Io
+from app.ui.thumbnails import THUMB_SIZE, Io
 
 ICON = QSize(128, 72)
 KEY_ROLE = Qt.ItemDataRole.UserRole

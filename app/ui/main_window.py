@@ -8,18 +8,14 @@ only through queued signals; frames arrive through a :class:`~app.ui.workers.Fra
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QElapsedTimer, QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QButtonGroup,
-    QHBoxLayout,
     QMainWindow,
-    QPushButton,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -29,23 +25,21 @@ from PySide6.QtWidgets import (
 from app.settings import Background, Settings, SettingsError
 from app.ui.backgrounds_panel import BackgroundsPanel, bundled_backgrounds
 from app.ui.controls import QualityPanel, SourcePanel, is_camera_spec
+from app.ui.frames import FrameMailbox
 from app.ui.output_panel import OutputBar
 from app.ui.preview import PreviewWidget
 from app.ui.shortcuts import BY_ACTION, SHORTCUTS, HelpDialog, hint
+from app.ui.snapshot import Snapshot
 from app.ui.stats_bar import StatsBar
 from app.ui.store import Store
+from app.ui.thumbnails import Io
+from app.ui.view_bar import VIEW_KEYS, ViewBar
 from app.ui.widgets import BannerArea, ProgressRow
-from app.ui.workers import FrameMailbox, Io, PipelineWorker, start_thread, stop_thread
+from app.ui.workers import PipelineWorker, start_thread, stop_thread
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-VIEWS = (("result", "Result"), ("alpha", "Matte"), ("side-by-side", "Side by side"))
-VIEW_TIPS = {
-    "result": "Preview what the virtual camera and the recording get",
-    "alpha": "Preview the alpha matte: white is the person, black the background",
-    "side-by-side": "Preview the original camera picture next to the result",
-}
 STATS_INTERVAL_MS = 500
 SHUTDOWN_TIMEOUT_MS = 15_000
 
@@ -93,18 +87,16 @@ class MainWindow(QMainWindow):
         self._last_background = (
             settings.background if settings.background.kind != "none" else Background()
         )
-        self._screenshot = screenshot
-        self._screenshot_frames = max(1, screenshot_frames)
-        self._screenshot_taken = False
+        self._snapshot: Snapshot | None = None
+        #: 1 when a requested screenshot could not be taken (set on close), else 0.
         self.exit_code = 0
         self._help: HelpDialog | None = None
-        self._fullscreen_restore: tuple[bool, bool] | None = None
+        self._fullscreen_restore: bool | None = None  # was the window maximized
 
         self.io = Io(self)
         self.mailbox = FrameMailbox(self)
-        self.mailbox.view = store.text("view", "result")
-        if self.mailbox.view not in dict(VIEWS):
-            self.mailbox.view = "result"
+        view = store.text("view", "result")
+        self.mailbox.view = view if view in VIEW_KEYS else "result"
         self._build(settings, assets)
         self._build_actions()
 
@@ -126,10 +118,8 @@ class MainWindow(QMainWindow):
         self._stats_timer.setInterval(STATS_INTERVAL_MS)
         self._stats_timer.timeout.connect(self._poll_stats)
         self._stats_timer.start()
-        self._uptime = QElapsedTimer()
-        self._uptime.start()
         if screenshot:
-            QTimer.singleShot(180_000, self, self._screenshot_timeout)
+            self._snapshot = Snapshot(self, screenshot, screenshot_frames, before=self._poll_stats)
 
         self.io.request_cameras()
         self.progress.set_progress("Preparing the matting model", None)
@@ -154,36 +144,11 @@ class MainWindow(QMainWindow):
         self.output_bar.vcam_toggled.connect(lambda on: self._change(virtual_cam=on))
         self.output_bar.record_toggled.connect(lambda path: self._change(output=path))
 
-        self.view_bar = QWidget()
-        self.view_bar.setObjectName("previewBar")
-        top = QHBoxLayout(self.view_bar)
-        top.setContentsMargins(8, 6, 8, 6)
-        self.view_buttons = QButtonGroup(self)
-        for i, (key, label) in enumerate(VIEWS):
-            button = QPushButton(label)
-            button.setCheckable(True)
-            button.setChecked(key == self.mailbox.view)
-            button.setToolTip(VIEW_TIPS[key] + hint(f"view_{key.split('-')[0]}"))
-            button.setProperty("view", key)
-            self.view_buttons.addButton(button, i)
-            top.addWidget(button)
-        self.view_buttons.idClicked.connect(lambda i: self.set_view(VIEWS[i][0]))
-        top.addStretch(1)
-        self.mirror_button = QPushButton("Mirror")
-        self.mirror_button.setCheckable(True)
-        self.mirror_button.setChecked(self.preview.mirrored)
-        self.mirror_button.setToolTip(
-            "Show the preview like a mirror; the camera output is not mirrored" + hint("mirror")
-        )
-        self.mirror_button.toggled.connect(self.set_preview_mirrored)
-        self.fullscreen_button = QPushButton("Full screen")
-        self.fullscreen_button.setToolTip("Show only the preview" + hint("fullscreen"))
-        self.fullscreen_button.clicked.connect(self.toggle_fullscreen)
-        self.help_button = QPushButton("Help")
-        self.help_button.setToolTip("Keyboard shortcuts and help" + hint("help"))
-        self.help_button.clicked.connect(self.show_help)
-        for button in (self.mirror_button, self.fullscreen_button, self.help_button):
-            top.addWidget(button)
+        self.view_bar = ViewBar(self.mailbox.view, self.preview.mirrored)
+        self.view_bar.view_chosen.connect(self.set_view)
+        self.view_bar.mirror_toggled.connect(self.set_preview_mirrored)
+        self.view_bar.fullscreen_clicked.connect(self.toggle_fullscreen)
+        self.view_bar.help_clicked.connect(self.show_help)
 
         left = QWidget()
         column = QVBoxLayout(left)
@@ -249,7 +214,7 @@ class MainWindow(QMainWindow):
             "toggle_vcam": self.output_bar.vcam_switch.toggle,
             "toggle_record": self.output_bar.toggle_recording,
             "fullscreen": self.toggle_fullscreen,
-            "mirror": self.mirror_button.toggle,
+            "mirror": lambda: self.set_preview_mirrored(not self.preview.mirrored),
             "view_result": lambda: self.set_view("result"),
             "view_alpha": lambda: self.set_view("alpha"),
             "view_side": lambda: self.set_view("side-by-side"),
@@ -312,18 +277,16 @@ class MainWindow(QMainWindow):
 
     def set_view(self, view: str) -> None:
         """Switches the preview between ``result``, ``alpha`` and ``side-by-side``."""
-        keys = [key for key, _ in VIEWS]
-        if view not in keys:
+        if view not in VIEW_KEYS:
             return
         self.mailbox.view = view
-        self.view_buttons.button(keys.index(view)).setChecked(True)
+        self.view_bar.set_view(view)
         self._store.set_text("view", view)
 
     def set_preview_mirrored(self, mirror: bool) -> None:
         """Mirrors the preview only (outputs stay as they are)."""
         self.preview.set_mirrored(mirror)
-        if self.mirror_button.isChecked() != mirror:
-            self.mirror_button.setChecked(mirror)
+        self.view_bar.set_mirrored(mirror)
         self._store.set_flag("preview_mirror", mirror)
 
     def toggle_background(self) -> None:
@@ -349,7 +312,7 @@ class MainWindow(QMainWindow):
         if self._fullscreen_restore is not None:
             self.leave_fullscreen()
             return
-        self._fullscreen_restore = (self.isMaximized(), self.isFullScreen())
+        self._fullscreen_restore = self.isMaximized()
         for widget in (self.side_panel, self.view_bar, self.output_bar, self.statusBar()):
             widget.hide()
         self.showFullScreen()
@@ -358,8 +321,7 @@ class MainWindow(QMainWindow):
         """Returns from the full-screen preview."""
         if self._fullscreen_restore is None:
             return
-        maximized, _ = self._fullscreen_restore
-        self._fullscreen_restore = None
+        maximized, self._fullscreen_restore = self._fullscreen_restore, None
         for widget in (self.side_panel, self.view_bar, self.output_bar, self.statusBar()):
             widget.show()
         if maximized:
@@ -443,13 +405,8 @@ class MainWindow(QMainWindow):
         if frame is None or self._closed:
             return
         self.preview.set_image(frame.image)
-        if (
-            self._screenshot
-            and not self._screenshot_taken
-            and self.preview.frames_shown >= self._screenshot_frames
-        ):
-            self._screenshot_taken = True
-            QTimer.singleShot(0, self._take_screenshot)
+        if self._snapshot is not None:
+            self._snapshot.frame_shown(self.preview.frames_shown)
 
     def _on_cameras(self, cameras: list) -> None:
         self.source_panel.set_cameras(cameras)
@@ -475,29 +432,6 @@ class MainWindow(QMainWindow):
             self._pipeline = None
             self.stats_bar.clear()
             self.preview.set_message("The source ended. Pick a source to start again.")
-
-    # --- screenshot ------------------------------------------------------------------------------
-
-    def _take_screenshot(self) -> None:
-        path = Path(self._screenshot or "screenshot.png")
-        self._poll_stats()
-        self.stats_bar.repaint()
-        pixmap = self.grab()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part.png")
-        if pixmap.save(str(tmp), "PNG"):
-            os.replace(tmp, path)
-        else:
-            self.exit_code = 1
-            log.error("Could not save the screenshot to %s", path)
-        self.close()
-
-    def _screenshot_timeout(self) -> None:
-        if not self._screenshot_taken and not self._closed:
-            log.error("No preview frames arrived in time for the screenshot.")
-            self._screenshot_taken = True
-            self._take_screenshot()
-            self.exit_code = 1
 
     # --- closing ---------------------------------------------------------------------------------
 
@@ -534,5 +468,7 @@ class MainWindow(QMainWindow):
         self.shut_down()
         event.accept()
         app = QApplication.instance()
-        if app is not None and self._screenshot:
-            QTimer.singleShot(0, app.quit)
+        if self._snapshot is not None:
+            self.exit_code = 0 if self._snapshot.ok else 1
+            if app is not None:
+                QTimer.singleShot(0, app.quit)

@@ -1,16 +1,9 @@
-"""Work that must not run on the UI thread, and the bridges that bring its results back.
+"""The pipeline's worker thread, and the registry of every QThread the window starts.
 
-* :class:`FrameMailbox`: the pipeline's frame callback leaves each packet in a one-item slot; a
-  thread of the mailbox turns the newest into a picture, and the UI is notified by one queued
-  signal and takes only the newest picture (older ones that were never shown are dropped, so the
-  preview never lags behind the camera).
-* :class:`PipelineWorker`: a QObject on its own QThread that fetches the weights (with progress),
-  starts, updates and stops the :class:`~app.pipeline.Pipeline`.
-* :class:`IoWorker`: a QObject on its own QThread for small file and device work (thumbnails of
-  background files, the camera list).
-
-Every QThread is started through :func:`start_thread` and so appears in :func:`live_threads`;
-threads stop cooperatively (their event loop quits), they are never terminated.
+:class:`PipelineWorker` is a QObject on its own QThread that fetches the weights (with progress),
+starts, updates and stops the :class:`~app.pipeline.Pipeline`, so the UI never waits for it. Every
+QThread is started through :func:`start_thread` and so appears in :func:`live_threads`; threads
+stop cooperatively (their event loop quits), they are never terminated.
 """
 
 from __future__ import annotations
@@ -19,24 +12,16 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PySide6.QtCore import QObject, QRect, QSize, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QImage, QImageReader
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from app.settings import IMAGE_SUFFIXES, Settings, SettingsError
-from app.slot import LatestSlot
+from app.settings import Settings, SettingsError
+from app.ui.frames import FrameMailbox
 
 log = logging.getLogger(__name__)
 
 _THREADS: weakref.WeakSet[QThread] = weakref.WeakSet()
-
-THUMB_SIZE = QSize(160, 90)
-
-
-# --- threads -------------------------------------------------------------------------------------
 
 
 def start_thread(worker: QObject, name: str) -> QThread:
@@ -68,158 +53,6 @@ def live_threads() -> list[QThread]:
         except RuntimeError:
             continue
     return alive
-
-
-# --- preview frames ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PreviewFrame:
-    """A frame ready to draw.
-
-    Attributes:
-        image: what the preview shows (it owns its pixels).
-        index: the pipeline's output frame number.
-        t_capture: ``time.monotonic()`` of the camera frame.
-    """
-
-    image: QImage
-    index: int
-    t_capture: float
-
-
-def to_qimage(array: np.ndarray) -> QImage:
-    """Copies an ``H x W`` grey, ``H x W x 3`` RGB or ``H x W x 4`` RGBA uint8 array to a QImage."""
-    array = np.ascontiguousarray(array)
-    height, width = array.shape[:2]
-    if array.ndim == 2:
-        fmt = QImage.Format.Format_Grayscale8
-    elif array.shape[2] == 4:
-        fmt = QImage.Format.Format_RGBA8888
-    else:
-        fmt = QImage.Format.Format_RGB888
-    image = QImage(array.data, width, height, array.strides[0], fmt)
-    return image.copy()  # Own the pixels: the array may be reused or freed.
-
-
-def compose_view(
-    view: str, source: np.ndarray, alpha: np.ndarray, composite: np.ndarray
-) -> np.ndarray:
-    """The picture a preview view shows.
-
-    Args:
-        view: ``result`` (what the outputs get), ``alpha`` (the matte) or ``side-by-side``
-            (original on the left, result on the right).
-        source: the camera frame, RGB.
-        alpha: the matte, ``H x W``.
-        composite: the result, RGB or RGBA.
-    """
-    if view == "alpha":
-        return alpha
-    if view == "side-by-side":
-        result = composite[:, :, :3]
-        if result.shape[:2] != source.shape[:2]:
-            return result
-        return np.concatenate([source, result], axis=1)
-    return composite
-
-
-def display_image(array: np.ndarray) -> QImage:
-    """A QImage of an array in the format Qt draws fastest (RGB32, or premultiplied ARGB32 when
-    the array has alpha)."""
-    image = to_qimage(array)
-    if image.hasAlphaChannel():
-        return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
-    return image.convertToFormat(QImage.Format.Format_RGB32)
-
-
-class FrameMailbox(QObject):
-    """Hands the newest pipeline frame to the UI thread, without ever queueing stale frames.
-
-    :meth:`put` (called on a pipeline thread) only drops the packet into a one-item slot, so the
-    pipeline never waits for the preview. A thread of the mailbox prepares the picture for the
-    current :attr:`view` and keeps the newest one; :attr:`frame_ready` is emitted only when no
-    notification is pending, so at most one is ever queued and :meth:`take` always gets the newest.
-    Call :meth:`close` to stop the thread.
-    """
-
-    frame_ready = Signal()
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._lock = threading.Lock()
-        self._inbox: LatestSlot[object] = LatestSlot()
-        self._frame: PreviewFrame | None = None
-        self._latest_index = -1
-        self._notified = False
-        self._replaced = 0
-        self._received = 0
-        self.view = "result"
-        self._thread = threading.Thread(target=self._run, name="mattecam-preview", daemon=True)
-        self._thread.start()
-
-    def put(self, packet: object) -> None:
-        """Accepts a :class:`~app.pipeline.FramePacket` (from any thread; never blocks)."""
-        with self._lock:
-            self._received += 1
-        self._inbox.put(packet)
-
-    def _run(self) -> None:
-        while True:
-            packet = self._inbox.get()
-            if packet is None:  # Closed.
-                return
-            try:
-                pixels = compose_view(self.view, packet.source, packet.alpha, packet.composite)
-                frame = PreviewFrame(
-                    display_image(pixels), int(packet.index), float(packet.t_capture)
-                )
-            except Exception:  # A malformed packet must not end the preview.
-                log.exception("Could not prepare a preview frame")
-                continue
-            with self._lock:
-                if self._frame is not None:
-                    self._replaced += 1
-                self._frame = frame
-                self._latest_index = frame.index
-                notify = not self._notified
-                self._notified = True
-            if notify:
-                self.frame_ready.emit()
-
-    def take(self) -> PreviewFrame | None:
-        """The newest frame not yet taken, or None (UI thread)."""
-        with self._lock:
-            frame, self._frame = self._frame, None
-            self._notified = False
-            return frame
-
-    @property
-    def latest_index(self) -> int:
-        """The pipeline index of the newest prepared frame (-1 before the first)."""
-        with self._lock:
-            return self._latest_index
-
-    @property
-    def dropped(self) -> int:
-        """Frames never shown: replaced in the slot or before the UI took them."""
-        with self._lock:
-            return self._replaced + self._inbox.dropped
-
-    @property
-    def received(self) -> int:
-        """Frames handed in by the pipeline."""
-        with self._lock:
-            return self._received
-
-    def close(self, timeout: float = 2.0) -> None:
-        """Stops the preparing thread; safe to call twice."""
-        self._inbox.close()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-
-# --- the pipeline --------------------------------------------------------------------------------
 
 
 class _Cancelled(Exception):
@@ -358,124 +191,3 @@ class PipelineWorker(QObject):
                 log.exception("Stopping the pipeline failed")
         self.stopped.emit()
         QThread.currentThread().quit()
-
-
-# --- small file and device work ------------------------------------------------------------------
-
-
-def cover_thumbnail(image: QImage, size: QSize = THUMB_SIZE) -> QImage:
-    """Scales an image to fill ``size`` and crops the overflow (keeps the centre)."""
-    scaled = image.scaled(
-        size,
-        Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-        Qt.TransformationMode.SmoothTransformation,
-    )
-    x = (scaled.width() - size.width()) // 2
-    y = (scaled.height() - size.height()) // 2
-    return scaled.copy(QRect(x, y, size.width(), size.height()))
-
-
-def read_thumbnail(path: str, size: QSize = THUMB_SIZE) -> QImage:
-    """A thumbnail of an image or of a video's first frame.
-
-    Raises:
-        ValueError: the file cannot be read as an image or video; the message names it.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise ValueError(f"'{file.name}' does not exist any more; remove it from the list.")
-    if file.suffix.lower() in IMAGE_SUFFIXES:
-        reader = QImageReader(str(file))
-        reader.setAutoTransform(True)
-        full = reader.size()
-        if full.isValid() and full.width() > 2 * size.width():
-            reader.setScaledSize(
-                full.scaled(size * 2, Qt.AspectRatioMode.KeepAspectRatioByExpanding)
-            )
-        image = reader.read()
-        if image.isNull():
-            raise ValueError(
-                f"'{file.name}' could not be read as an image ({reader.errorString()}); "
-                "use a PNG, JPEG or WebP file."
-            )
-        return cover_thumbnail(image, size)
-    from app.capture.registry import open_source
-
-    try:
-        with open_source(str(file), pace="none") as source:
-            frame = source.read()
-    except Exception as e:
-        raise ValueError(f"'{file.name}' could not be read as a video: {e}") from None
-    if frame is None:
-        raise ValueError(f"'{file.name}' holds no video frames; use another file.")
-    return cover_thumbnail(to_qimage(frame), size)
-
-
-class IoWorker(QObject):
-    """Reads thumbnails and lists cameras on its own thread."""
-
-    thumbnail_ready = Signal(str, QImage)  # path, thumbnail
-    thumbnail_failed = Signal(str, str)  # path, one sentence
-    cameras_listed = Signal(list)  # list[app.capture.camera.CameraInfo]
-
-    @Slot(str)
-    def load_thumbnail(self, path: str) -> None:
-        """Reads one thumbnail and reports it."""
-        try:
-            image = read_thumbnail(path)
-        except ValueError as e:
-            self.thumbnail_failed.emit(path, str(e))
-            return
-        except Exception as e:
-            log.exception("Reading a thumbnail failed")
-            self.thumbnail_failed.emit(path, f"'{Path(path).name}' could not be read: {e}")
-            return
-        self.thumbnail_ready.emit(path, image)
-
-    @Slot()
-    def list_cameras(self) -> None:
-        """Lists the cameras on this machine (never fails: none found is an empty list)."""
-        try:
-            from app.capture.camera import list_cameras
-
-            cameras = list_cameras()
-        except Exception:
-            log.exception("Listing cameras failed")
-            cameras = []
-        self.cameras_listed.emit(list(cameras))
-
-
-class Io(QObject):
-    """The UI's handle on an :class:`IoWorker` and its thread.
-
-    Call :meth:`request_thumbnail` and :meth:`request_cameras` from the UI thread; connect to the
-    worker's signals through :attr:`worker`.
-    """
-
-    _thumbnail = Signal(str)
-    _cameras = Signal()
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.worker = IoWorker()
-        self._thread = start_thread(self.worker, "mattecam-io")
-        self._thumbnail.connect(self.worker.load_thumbnail, Qt.ConnectionType.QueuedConnection)
-        self._cameras.connect(self.worker.list_cameras, Qt.ConnectionType.QueuedConnection)
-        self._closed = False
-
-    def request_thumbnail(self, path: str) -> None:
-        """Asks for the thumbnail of an image or video file."""
-        if not self._closed:
-            self._thumbnail.emit(path)
-
-    def request_cameras(self) -> None:
-        """Asks for the camera list."""
-        if not self._closed:
-            self._cameras.emit()
-
-    def close(self) -> None:
-        """Ends the thread after the work already asked for; safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        stop_thread(self._thread)
