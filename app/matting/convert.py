@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -305,8 +306,13 @@ def _check_output(path: Path, output_type: str) -> None:
     parent = path.parent
     if not parent.is_dir():
         raise ConvertError(f"Cannot write {path}: the folder {parent} does not exist.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConvertError(f"Cannot write {path}: the folder {parent} is not writable.")
+    try:  # a real file tells more than permission bits (root, read-only file systems)
+        with tempfile.TemporaryFile(dir=parent, prefix=".convert-probe-"):
+            pass
+    except OSError as e:
+        raise ConvertError(
+            f"Cannot write {path}: the folder {parent} is not writable ({_reason(e)})."
+        ) from None
     if output_type == "video":
         if path.suffix.lower() not in VIDEO_CONTAINERS:
             raise ConvertError(
@@ -572,10 +578,13 @@ def convert_video(
     try:
         for kind, path in req.outputs.items():
             sink: _Sink
-            if req.output_type == "video":
-                sink = _VideoSink(path, source.width, source.height, source.fps, req.mbps)
-            else:
-                sink = _PngSink(path)
+            try:
+                if req.output_type == "video":
+                    sink = _VideoSink(path, source.width, source.height, source.fps, req.mbps)
+                else:
+                    sink = _PngSink(path)
+            except OSError as e:
+                raise ConvertError(f"Cannot write {path} ({_reason(e)}).") from None
             sinks.append(sink)
             writers[kind] = _Writer(sink, stop)
         for writer in writers.values():
@@ -751,7 +760,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.precision == "fp16" and device.type != "cuda":
             raise ConvertError("fp16 runs on a CUDA device only; use --precision fp32 on the CPU.")
         dtype = torch.float16 if args.precision == "fp16" else torch.float32
-        model = load_model(args.variant, args.checkpoint, device=device, dtype=dtype)
+        with warnings.catch_warnings():
+            # torch warns about damaged files before the loader reports them in one line.
+            warnings.simplefilter("ignore")
+            model = load_model(args.variant, args.checkpoint, device=device, dtype=dtype)
         convert_video(
             model,
             input_source=args.input_source,

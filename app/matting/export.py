@@ -271,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ExportError(f"Cannot write {dest}: the folder {dest.parent} is not writable.")
         if args.format == "onnx" and args.opset < MIN_OPSET:
             raise ExportError(f"Opset {args.opset} is too old; give {MIN_OPSET} or newer.")
-        model = load_model(args.variant, args.checkpoint)
+        with warnings.catch_warnings():
+            # torch warns about damaged files before the loader reports them in one line.
+            warnings.simplefilter("ignore")
+            model = load_model(args.variant, args.checkpoint)
         if args.format == "torchscript":
             export_torchscript(model, dest, args.precision)
         else:
