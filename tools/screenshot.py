@@ -6,11 +6,15 @@ on it with a throw-away settings folder, let the window save a picture of itself
 preview frames were shown (``MATTECAM_SCREENSHOT``), and stop the display again.
 
 The video is ``$MATTECAM_DEMO_VIDEO`` when set, else the doctor clip from the shared footage beside
-the project when it exists, else the synthetic test picture.
+the project when it exists, else the synthetic test picture. Unless other ``main.py`` options are
+given after ``--``, the app runs with ``--sync exact`` so that every frame in the picture carries
+its own matte even on a CPU too slow for the camera's rate (in ``smooth`` mode such a CPU pairs
+frames with older mattes, which shows as a fringe beside a moving person).
 
 Usage::
 
-    python tools/screenshot.py [--out docs/screenshot.png] [--background office] [--frames 90]
+    python tools/screenshot.py [--out docs/screenshot.png] [--background office] [--frames 45]
+        [-- MAIN.PY OPTIONS]
 """
 
 from __future__ import annotations
@@ -154,8 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--background", default="office", help="a bundled background (file name without .jpg)"
     )
-    parser.add_argument("--frames", type=int, default=90, help="preview frames before the shot")
+    parser.add_argument("--frames", type=int, default=45, help="preview frames before the shot")
+    parser.add_argument(
+        "app_args", nargs="*", help="main.py options after -- (default: --sync exact)"
+    )
     args = parser.parse_args(argv)
+    app_args = args.app_args or ["--sync", "exact"]
 
     background = ROOT / "assets" / "backgrounds" / f"{args.background}.jpg"
     if not background.is_file():
@@ -183,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 source,
                 "--background",
                 str(background),
+                *app_args,
             ]
             say(f"running {' '.join(cmd)} on {number} ({env['QT_QPA_PLATFORM']})")
             try:
