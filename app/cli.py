@@ -160,6 +160,9 @@ def _write_json_atomic(path: str, data: dict) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent or ".")
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=2)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, dest)
 
 

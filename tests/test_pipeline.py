@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -251,3 +254,35 @@ def test_source_that_dies_and_returns(no_leftover_threads) -> None:
     _, packets, events = run_collect(s)
     assert len(packets) == 30
     assert any(e.kind == "warning" for e in events), "the outage is reported"
+
+
+def test_ctrl_c_finalises_the_recording(tmp_path: Path) -> None:
+    out = tmp_path / "live.mp4"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "main.py",
+            "--headless",
+            "--source",
+            "synthetic:160x120@30",
+            "--background",
+            "green",
+            "--output",
+            str(out),
+            "--stats-json",
+            str(tmp_path / "s.json"),
+        ],
+        cwd=Path(__file__).parent.parent,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob(".live.*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert count_frames(out) > 0
+    assert {p.name for p in tmp_path.iterdir()} == {"live.mp4", "s.json"}, "no partial file left"
