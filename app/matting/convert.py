@@ -81,6 +81,7 @@ class _Source:
     height: int
     fps: Fraction
     count: int | None
+    path: Path
 
     def frames(self, stop: threading.Event) -> Iterator[np.ndarray]:
         raise NotImplementedError
@@ -599,7 +600,7 @@ def convert_video(
             sink.commit()
     except ConvertError:
         raise
-    except OSError as e:
+    except (OSError, av.FFmpegError) as e:
         raise ConvertError(f"Could not write the outputs ({_reason(e)}).") from None
     finally:
         stop.set()
@@ -631,6 +632,7 @@ def _run_network(
     """Feeds the reader's chunks through ``model`` and hands the results to the writers."""
     green = torch.tensor(GREEN, device=device, dtype=dtype).view(1, 1, 3, 1, 1)
     rec: list[torch.Tensor | None] = [None, None, None, None]
+    done = 0
     with torch.inference_mode():
         while True:
             try:
@@ -650,12 +652,15 @@ def _run_network(
                 if not writer.put(writer.chunks, frames, writer.is_alive):
                     raise _write_error(writer)
             bar.update(chunk.shape[0])
+            done += chunk.shape[0]
         if reader.error is not None:
             if isinstance(reader.error, ConvertError):
                 raise reader.error
             raise ConvertError(
                 f"Could not read {reader.source.path} ({_reason(reader.error)})."
             ) from reader.error
+        if done == 0:
+            raise ConvertError(f"Input {reader.source.path} has no frames.")
         for writer in writers.values():
             if not writer.put(writer.chunks, None, writer.is_alive):
                 raise _write_error(writer)
