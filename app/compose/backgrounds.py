@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from app.matting.resize import upsample_bilinear
 from app.settings import GREEN_SCREEN, Background
 
 __all__ = [
@@ -213,9 +214,7 @@ class BlurBackground(BackgroundLayer):
             blurred = (blurred[:, :3] + eps * mean_bg) / (blurred[:, 3:] + eps)
         blurred = blurred.clamp_(0.0, 1.0)  # bilinear upsampling stays within the range
         if blurred.shape[-2:] != (height, width):
-            blurred = F.interpolate(
-                blurred, size=(height, width), mode="bilinear", align_corners=False
-            )
+            blurred = upsample_bilinear(blurred, (height, width))
         return blurred
 
 

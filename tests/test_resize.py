@@ -1,0 +1,50 @@
+"""OpenCV-backed bilinear upsampling equals PyTorch's (align_corners=False) to float rounding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from app.matting.resize import upsample_bilinear
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [
+        ((1, 8, 144, 256), (720, 1280)),  # 5x, the refiner at 1280x720@0.2
+        ((1, 8, 67, 87), (175, 231)),  # sizes that do not divide
+        ((2, 3, 10, 13), (10, 40)),  # height kept, width stretched
+    ],
+)
+def test_matches_torch(shape: tuple[int, ...], size: tuple[int, int]) -> None:
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(3)) * 4 - 2
+    got = upsample_bilinear(x, size)
+    ref = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    assert got.shape == ref.shape and got.is_contiguous()
+    assert (got - ref).abs().max().item() < 5e-5
+    assert (got - ref).abs().mean().item() < 1e-5  # the network parity tests bound the effect
+
+
+def test_edges_replicate() -> None:
+    x = torch.tensor([[[[0.0, 1.0]]]])
+    got = upsample_bilinear(x, (1, 4))
+    assert got.flatten().tolist() == pytest.approx([0.0, 0.25, 0.75, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_other_dtypes_and_downscaling_use_torch(dtype: torch.dtype) -> None:
+    x = torch.rand(1, 2, 30, 40).to(dtype)
+    for size in ((60, 80), (15, 20)):
+        got = upsample_bilinear(x, size)
+        ref = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        assert got.dtype == dtype and torch.equal(got, ref)
+
+
+def test_works_under_inference_mode_and_on_views() -> None:
+    x = torch.rand(1, 8, 20, 30)
+    with torch.inference_mode():
+        view = x[:, 2:6]
+        got = upsample_bilinear(view, (40, 60))
+    ref = F.interpolate(view, size=(40, 60), mode="bilinear", align_corners=False)
+    assert (got - ref).abs().max().item() < 1e-5
