@@ -38,6 +38,7 @@ from app.stats import RateMeter, Samples
 
 ENGINE_FIELDS = ("variant", "checkpoint", "device", "precision", "backend")
 SOURCE_FIELDS = ("source", "resolution", "fps", "pace", "loop")
+COMPOSE_THREADS = 1  # intra-op threads of the compose thread when the network runs on the CPU
 
 
 class PipelineError(Exception):
@@ -95,6 +96,28 @@ class Stats:
 class _Matted:
     frame: Frame
     matte: Matte
+    _delta: torch.Tensor | None = None
+    _background: tuple[BackgroundLayer, torch.Tensor] | None = None
+
+    def delta(self) -> torch.Tensor:
+        """``fgr - src`` of the matted frame, computed once for every later frame it serves."""
+        if self._delta is None:
+            self._delta = self.matte.fgr - self.matte.src
+        return self._delta
+
+    def background(self, layer: BackgroundLayer) -> torch.Tensor | None:
+        """The layer rendered from the matted frame, once, when it is made from the camera.
+
+        A blurred background shows no detail that moves between two mattes, so the frames in
+        between reuse it; other layers (a video moves on every frame) render each frame.
+        """
+        if not layer.from_camera or layer.passthrough or layer.rgba:
+            return None
+        if self._background is None or self._background[0] is not layer:
+            m = self.matte
+            height, width = m.src.shape[-2:]
+            self._background = (layer, layer.render(m.src, height, width, pha=m.pha))
+        return self._background[1]
 
 
 class Pipeline:
@@ -434,6 +457,10 @@ class Pipeline:
                 hold.adjust(self._engine, self._capture.fps, self._mat_meter.rate())
 
     def _run_compose(self) -> None:
+        if self._engine is not None and self._engine.device.type == "cpu":
+            # The network has the cores to itself when it needs them; compositing a frame is a
+            # handful of cheap passes that gain little from a second thread.
+            torch.set_num_threads(COMPOSE_THREADS)
         try:
             while not self._stop.is_set():
                 self._apply_compose_changes()
@@ -483,7 +510,7 @@ class Pipeline:
             src = self._compositor.to_tensor(frame.image)
             if src.shape[-2:] != m.src.shape[-2:]:
                 return  # the newest matte is of another frame size; wait for a fresh one
-            fgr = (src + (m.fgr - m.src)).clamp_(0, 1) if s.use_fgr else src
+            fgr = torch.add(src, matted.delta()).clamp_(0, 1) if s.use_fgr else src
         composite = self._compositor.compose(
             src,
             fgr,
@@ -492,6 +519,7 @@ class Pipeline:
             use_fgr=s.use_fgr,
             mirror=s.mirror,
             rgba=s.background.has_alpha,
+            background=matted.background(self._layer),
         )
         alpha = self._compositor.alpha_u8(m.pha, mirror=s.mirror)
         now = time.monotonic()

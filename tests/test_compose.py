@@ -280,3 +280,24 @@ def test_half_precision_stays_within_one_level(frames, dtype: torch.dtype) -> No
     exact = Compositor().compose(src, fgr, pha, ColorBackground((10, 20, 30)))
     assert np.abs(out.astype(int) - exact).max() <= 1
     assert (out[:, : W // 3] == (10, 20, 30)).all()
+
+
+def test_a_prerendered_background_is_used_as_given(frames) -> None:
+    _, _, src, fgr, _ = frames
+    pha = torch.zeros(1, 1, H, W)
+    given = torch.full((1, 3, H, W), 0.2)
+    out = Compositor().compose(
+        src, fgr, pha, BlurBackground(12.0), background=given
+    )  # the blur itself would give something else
+    assert (out == round(0.2 * 255)).all()
+    assert BlurBackground.from_camera and not ColorBackground((1, 2, 3)).from_camera
+
+
+def test_cpu_quantize_hwc_equals_the_generic_path() -> None:
+    from app.compose.compositor import quantize, quantize_hwc
+
+    x = torch.rand(1, 4, 7, 9, generator=torch.Generator().manual_seed(2)) * 1.2 - 0.1
+    x[0, 0, 0, :3] = torch.tensor([0.5 / 255, 1.5 / 255, 254.5 / 255])
+    got = quantize_hwc(x)
+    assert got.shape == (7, 9, 4) and got.dtype == torch.uint8 and got.is_contiguous()
+    assert torch.equal(got, quantize(x[0]).permute(1, 2, 0))

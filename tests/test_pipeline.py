@@ -286,3 +286,32 @@ def test_ctrl_c_finalises_the_recording(tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert count_frames(out) > 0
     assert {p.name for p in tmp_path.iterdir()} == {"live.mp4", "s.json"}, "no partial file left"
+
+
+def test_a_blurred_background_is_rendered_once_per_matte() -> None:
+    import torch
+
+    from app.capture.base import Frame
+    from app.compose.backgrounds import BlurBackground, ColorBackground
+    from app.matting.engine import Matte
+    from app.pipeline import _Matted
+
+    class CountingBlur(BlurBackground):
+        calls = 0
+
+        def render(self, src, height, width, pha=None):
+            CountingBlur.calls += 1
+            return super().render(src, height, width, pha=pha)
+
+    src = torch.rand(1, 3, 36, 48)
+    pha = torch.zeros(1, 1, 36, 48)
+    matted = _Matted(
+        Frame(np.zeros((36, 48, 3), np.uint8), 0, 0.0), Matte(src, src * 0.5, pha, 1.0)
+    )
+    blur, other = CountingBlur(6.0), CountingBlur(6.0)
+    first = matted.background(blur)
+    assert matted.background(blur) is first and CountingBlur.calls == 1
+    assert torch.allclose(first, BlurBackground(6.0).render(src, 36, 48, pha=pha))
+    assert matted.background(other) is not first and CountingBlur.calls == 2  # layer changed
+    assert matted.background(ColorBackground((0, 255, 0))) is None  # rendered per frame
+    assert torch.equal(matted.delta(), src * 0.5 - src)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from app.matting.resize import upsample_bilinear
+from app.matting.resize import downsample_area, upsample_bilinear
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,21 @@ def test_works_under_inference_mode_and_on_views() -> None:
         got = upsample_bilinear(view, (40, 60))
     ref = F.interpolate(view, size=(40, 60), mode="bilinear", align_corners=False)
     assert (got - ref).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"), [((1, 4, 720, 1280), (180, 320)), ((2, 3, 9, 12), (3, 4))]
+)
+def test_area_matches_torch_at_whole_factors(shape: tuple[int, ...], size: tuple[int, int]) -> None:
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(5))
+    got = downsample_area(x, size)
+    ref = F.interpolate(x, size=size, mode="area")
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max().item() < 1e-6
+
+
+def test_area_at_an_uneven_factor_keeps_the_mean() -> None:
+    x = torch.rand(1, 2, 100, 70, generator=torch.Generator().manual_seed(6))
+    got = downsample_area(x, (30, 21))
+    assert got.shape == (1, 2, 30, 21)
+    assert torch.allclose(got.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=2e-3)

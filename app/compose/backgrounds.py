@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from app.matting.resize import upsample_bilinear
+from app.matting.resize import downsample_area, upsample_bilinear
 from app.settings import GREEN_SCREEN, Background
 
 __all__ = [
@@ -46,10 +46,13 @@ class BackgroundLayer(ABC):
     Attributes:
         passthrough: the camera frame goes out as is; no matte is needed.
         rgba: the output carries alpha (the background is transparent).
+        from_camera: the picture is made from the camera frame itself (blur), so a live pipeline
+            may render it once per matte and reuse it for the camera frames in between.
     """
 
     passthrough: bool = False
     rgba: bool = False
+    from_camera: bool = False
 
     @abstractmethod
     def render(
@@ -141,6 +144,8 @@ class BlurBackground(BackgroundLayer):
     blurred weight, so the person's colours do not bleed into the background around them.
     """
 
+    from_camera = True
+
     def __init__(self, strength: float) -> None:
         """Creates the layer.
 
@@ -198,7 +203,7 @@ class BlurBackground(BackgroundLayer):
         small_size = (max(1, round(h / factor)), max(1, round(w / factor)))
 
         def shrink(x: torch.Tensor) -> torch.Tensor:
-            return F.interpolate(x, size=small_size, mode="area") if factor > 1 else x
+            return downsample_area(x, small_size) if factor > 1 else x
 
         if pha is None:
             blurred = self._blur(shrink(src), sigma)
