@@ -118,3 +118,29 @@ def test_resize_state_keeps_the_sequence(engine) -> None:
     assert engine.resets == resets
     assert engine.internal_resolution == (320, 180)
     assert matte.pha.shape[-2:] == (360, 640)
+
+
+def test_holding_the_frame_rate_steps_the_ratio_without_resets(engine) -> None:
+    from app.pipeline import _RateHolder
+
+    clip = make_clip(3, 360, 640, seed=8)
+    engine.step(clip[0], t=0.0)
+    resets, hold = engine.resets, _RateHolder(interval=0.0)
+    assert engine.ratio == 0.75
+    ratios = []
+    for _ in range(12):  # matting at 5 fps behind a 30 fps camera
+        hold.adjust(engine, camera_fps=30.0, matting_fps=5.0)
+        ratios.append(engine.ratio)
+    assert ratios[0] == pytest.approx(0.75 * 0.85)
+    assert ratios == sorted(ratios, reverse=True)
+    assert ratios[-1] == pytest.approx(256 / 640)  # never below a 256 px long side
+    engine.step(clip[1], t=0.1)
+    assert engine.internal_resolution == (256, 144)
+    for _ in range(12):  # now far ahead of the camera
+        hold.adjust(engine, camera_fps=30.0, matting_fps=60.0)
+    assert engine.ratio == pytest.approx(0.75)  # back up to the automatic ratio, no further
+    hold.adjust(engine, camera_fps=30.0, matting_fps=30.0)
+    assert engine.ratio == pytest.approx(0.75)
+    matte = engine.step(clip[2], t=0.2)
+    assert engine.resets == resets
+    assert matte.pha.shape[-2:] == (360, 640)

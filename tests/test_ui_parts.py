@@ -47,6 +47,8 @@ def test_store_restores_what_was_saved_except_overrides(store, settings_dir, tmp
         variant="resnet50",
         downsample_ratio=0.5,
         full_body=True,
+        hold_fps=True,
+        sync="exact",
         virtual_cam=True,
     )
     store.save_settings(saved)
@@ -263,6 +265,11 @@ def test_quality_panel_emits_valid_settings(qt_app, qt_guard) -> None:
     index = panel.variant_combo.findData("resnet50")
     panel.variant_combo.setCurrentIndex(index)
     panel.variant_combo.activated.emit(index)
+    panel.hold_fps.setChecked(True)
+    assert changes[-1] == {"hold_fps": True}
+    index = panel.sync_combo.findData("exact")
+    panel.sync_combo.setCurrentIndex(index)
+    panel.sync_combo.activated.emit(index)
     settings = Settings()
     for change in changes:
         settings = settings.replace(**change)
@@ -271,6 +278,11 @@ def test_quality_panel_emits_valid_settings(qt_app, qt_guard) -> None:
         True,
         None,
     )
+    assert settings.hold_fps and settings.sync == "exact"
+    count = len(changes)
+    panel.set_settings(Settings(hold_fps=False, sync="smooth"))  # shown, not announced
+    assert not panel.hold_fps.isChecked() and panel.sync_combo.currentData() == "smooth"
+    assert len(changes) == count
     panel.deleteLater()
     flush_qt()
 

@@ -52,7 +52,7 @@ def fold_batchnorm(module: nn.Module) -> int:
     """
     folded = 0
     for parent in list(module.modules()):
-        prev_name, prev = None, None
+        prev = None
         for name, child in list(parent.named_children()):
             if (
                 isinstance(child, nn.BatchNorm2d)
@@ -63,8 +63,7 @@ def fold_batchnorm(module: nn.Module) -> int:
                 _fold(prev, child)
                 setattr(parent, name, nn.Identity())
                 folded += 1
-            prev_name, prev = name, child
-    del prev_name
+            prev = child
     return folded
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -36,6 +37,10 @@ RATIO_MODES = (
     ("full_body", "Automatic — full body"),
     ("manual", "Manual"),
 )
+SYNC_LABELS = {
+    "smooth": "Smooth — every camera frame",
+    "exact": "Exact — each frame's own matte",
+}
 
 
 def is_camera_spec(source: str) -> bool:
@@ -204,7 +209,7 @@ class QualityPanel(QWidget):
 
     Signals:
         changed(dict): new values for ``variant``, ``device``, ``precision``,
-            ``downsample_ratio`` or ``full_body``.
+            ``downsample_ratio``, ``full_body``, ``hold_fps`` or ``sync``.
         reset_requested(): forget the network's memory of earlier frames.
     """
 
@@ -237,6 +242,18 @@ class QualityPanel(QWidget):
         self.ratio_slider.valueChanged.connect(self._on_ratio_value)
         self.ratio_label = QLabel()
         self.ratio_label.setMinimumWidth(36)
+        self.hold_fps = QCheckBox("Hold the camera's frame rate")
+        self.hold_fps.setToolTip(
+            "Lower the detail while the network cannot keep up with the camera, raise it again "
+            "when it can"
+        )
+        self.hold_fps.toggled.connect(lambda on: self.changed.emit({"hold_fps": on}))
+        self.sync_combo = self._combo(
+            SYNC_LABELS,
+            "sync",
+            "Smooth sends every camera frame with the newest matte; exact waits for each frame's "
+            "own matte (lower frame rate on slow machines)",
+        )
         self.reset_button = QPushButton("Reset matting memory")
         self.reset_button.setToolTip(
             "Forget what the network learned from earlier frames (after a scene change)"
@@ -255,6 +272,8 @@ class QualityPanel(QWidget):
         detail_form = QFormLayout(detail)
         detail_form.addRow("Downsample", self.ratio_mode)
         detail_form.addRow("Ratio", ratio_row)
+        detail_form.addRow("", self.hold_fps)
+        detail_form.addRow("Output", self.sync_combo)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(model)
@@ -276,6 +295,10 @@ class QualityPanel(QWidget):
         _set_combo(self.variant_combo, settings.variant)
         _set_combo(self.device_combo, settings.device)
         _set_combo(self.precision_combo, settings.precision)
+        _set_combo(self.sync_combo, settings.sync)
+        self.hold_fps.blockSignals(True)
+        self.hold_fps.setChecked(settings.hold_fps)
+        self.hold_fps.blockSignals(False)
         if settings.downsample_ratio is not None:
             mode = "manual"
         else:

@@ -37,6 +37,8 @@ PERSISTED_FIELDS = (
     "precision",
     "downsample_ratio",
     "full_body",
+    "hold_fps",
+    "sync",
     "virtual_cam",
 )
 
@@ -86,7 +88,7 @@ def _decode(field: str, text: str) -> object:
             raise SettingsError(f"Frame rate '{text}' is not a number.") from None
     if field == "downsample_ratio":
         return parse_ratio(text or "auto")
-    if field in ("full_body", "virtual_cam"):
+    if field in ("full_body", "hold_fps", "virtual_cam"):
         return text.strip().lower() in ("true", "1", "yes")
     if not text:
         raise SettingsError(f"No value stored for {field}.")
