@@ -1,0 +1,1 @@
+"""Benchmarks of mattecam: ``python -m bench`` (see ``bench/__main__.py``)."""
