@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.nn import functional as F
 
+from app.capture.synthetic import SyntheticSource
 from app.matting import fast
 from app.matting.engine import torch_runner
 from app.matting.fast import FastRunner, tune_allocator
 from app.matting.weights import load_model
 from bench.common import Section, load_average, median, table
-from tests.clips import make_clip
 
 WIDTH, HEIGHT, RATIO = 1280, 720, 0.375
 Step = Callable[[torch.Tensor, list, float], tuple]
@@ -70,6 +70,13 @@ def _wrap(step: Step, scope: Callable[[], contextlib.AbstractContextManager], th
             return step(src, rec, ratio)
 
     return run
+
+
+def person_frames(count: int) -> list[torch.Tensor]:
+    """Frames of the synthetic camera: a person in a room, so the matte has edges to compare."""
+    with SyntheticSource(resolution=(WIDTH, HEIGHT), pace="none") as source:
+        images = [source.read() for _ in range(count)]
+    return [torch.from_numpy(i).permute(2, 0, 1).unsqueeze(0).float().div(255) for i in images]
 
 
 def configurations(threads: int) -> dict[str, Step]:
@@ -118,11 +125,7 @@ def run(quick: bool = False) -> Section:
     threads = torch.get_num_threads()
     tune_allocator()
     steps = configurations(threads)
-    clip = make_clip(6, HEIGHT, WIDTH, seed=11)
-    frames = [
-        torch.from_numpy(f).permute(2, 0, 1).unsqueeze(0).float().div(255).contiguous()
-        for f in clip
-    ]
+    frames = person_frames(6)
     # The reference: the eager fp32 network over the same recurrent frames.
     ref_step = steps["eager, as loaded"]
     state: list = [None] * 4

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,7 +18,8 @@ from app.matting.fast import (
     tune_allocator,
 )
 from app.matting.model import MattingNetwork
-from tests.clips import make_clip, to_tensor_batch
+from tests.clips import make_clip
+from tests.parity import assert_matches_official
 
 
 def _randomised(variant: str) -> MattingNetwork:
@@ -71,32 +71,11 @@ def test_fused_conv_without_onednn_matches() -> None:
 
 @pytest.mark.parametrize("size", [(192, 256), (175, 231)])
 def test_fast_path_matches_official_onnx(size: tuple[int, int], official_onnx: Path) -> None:
-    ort = pytest.importorskip("onnxruntime")
     from app.matting.weights import load_model
 
     net = load_model("mobilenetv3")
     net.refine_full_res = True  # the export refines at ratio 1 too
-    runner = FastRunner(net, threads=1)
-    sess = ort.InferenceSession(str(official_onnx), providers=["CPUExecutionProvider"])
-    h, w = size
-    clip = make_clip(30, h, w, seed=5)
-    for ratio in (1.0, 0.5, 0.375, 0.25):
-        ref_rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-        rec: list[torch.Tensor | None] = [None] * 4
-        worst, mean_worst = 0.0, 0.0
-        for frame in clip:
-            src = to_tensor_batch(frame)
-            feeds = dict(zip(("r1i", "r2i", "r3i", "r4i"), ref_rec, strict=True))
-            ref_fgr, ref_pha, *ref_rec = sess.run(
-                None, {"src": src, **feeds, "downsample_ratio": np.array([ratio], np.float32)}
-            )
-            fgr, pha, rec = runner(torch.from_numpy(src), rec, ratio)
-            diff = np.abs(np.concatenate([fgr.numpy() - ref_fgr, pha.numpy() - ref_pha], axis=1))
-            worst = max(worst, float(diff.max()))
-            mean_worst = max(mean_worst, float(diff.mean()))
-        assert worst <= 5e-4, f"ratio {ratio}: max abs {worst:.2e}"
-        assert mean_worst <= 1e-6, f"ratio {ratio}: mean abs {mean_worst:.2e}"
-        assert [r.shape for r in ref_rec] == [tuple(r.shape) for r in rec]
+    assert_matches_official(FastRunner(net, threads=1), official_onnx, size)
 
 
 def test_channels_last_frames_and_chunks_give_the_same_matte(weights_model) -> None:

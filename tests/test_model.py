@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
+from app.matting.engine import torch_runner
 from app.matting.model import MattingNetwork
 from app.matting.onnx_import import OnnxImportError, state_dict_from_onnx
 from tests.clips import make_clip, to_tensor_batch
+from tests.parity import assert_matches_official
 
 KEYS = Path(__file__).parent / "data"
 
@@ -117,29 +118,8 @@ def test_onnx_import_refuses_foreign_files(tmp_path: Path, official_onnx: Path) 
 
 @pytest.mark.parametrize("size", [(192, 256), (175, 231)])
 def test_parity_with_official_onnx(size: tuple[int, int], official_onnx: Path) -> None:
-    ort = pytest.importorskip("onnxruntime")
     from app.matting.weights import load_model
 
     net = load_model("mobilenetv3")
     net.refine_full_res = True  # the export refines at ratio 1 too
-    sess = ort.InferenceSession(str(official_onnx), providers=["CPUExecutionProvider"])
-    h, w = size
-    clip = make_clip(30, h, w, seed=11)
-    for ratio in (1.0, 0.5, 0.375, 0.25):
-        ref_rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-        rec: list[torch.Tensor | None] = [None] * 4
-        worst, mean_worst = 0.0, 0.0
-        for frame in clip:
-            src = to_tensor_batch(frame)
-            feeds = dict(zip(("r1i", "r2i", "r3i", "r4i"), ref_rec, strict=True))
-            ref_fgr, ref_pha, *ref_rec = sess.run(
-                None, {"src": src, **feeds, "downsample_ratio": np.array([ratio], np.float32)}
-            )
-            with torch.inference_mode():
-                fgr, pha, *rec = net(torch.from_numpy(src), *rec, downsample_ratio=ratio)
-            diff = np.abs(np.concatenate([fgr.numpy() - ref_fgr, pha.numpy() - ref_pha], axis=1))
-            worst = max(worst, float(diff.max()))
-            mean_worst = max(mean_worst, float(diff.mean()))
-        assert worst <= 5e-4, f"ratio {ratio}: max abs {worst:.2e}"
-        assert mean_worst <= 1e-6, f"ratio {ratio}: mean abs {mean_worst:.2e}"
-        assert [r.shape for r in ref_rec] == [tuple(r.shape) for r in rec]
+    assert_matches_official(torch_runner(net), official_onnx, size)

@@ -406,6 +406,7 @@ class FastRunner:
 _ALLOCATOR_TUNED = False
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 
 
 def tune_allocator(threshold: int = 1 << 30) -> bool:
@@ -414,7 +415,9 @@ def tune_allocator(threshold: int = 1 << 30) -> bool:
     glibc hands blocks above a few megabytes straight back to the system and maps them afresh on
     the next request, so every frame pays page faults to zero tens of megabytes of full-size maps.
     Raising the mmap and trim thresholds lets the next frame reuse the memory. The heap keeps its
-    peak size instead of shrinking between frames.
+    peak size instead of shrinking between frames. All threads share one heap: with a heap per
+    thread (glibc's default) each keeps its own peak, and the resident memory of a long live run
+    kept climbing (``bench/memory.py``).
 
     Returns:
         True when the thresholds are set (now or before).
@@ -431,6 +434,13 @@ def tune_allocator(threshold: int = 1 << 30) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    ok = mallopt(M_MMAP_THRESHOLD, threshold) == 1 and mallopt(M_TRIM_THRESHOLD, threshold) == 1
+    ok = all(
+        mallopt(option, value) == 1
+        for option, value in (
+            (M_ARENA_MAX, 1),
+            (M_MMAP_THRESHOLD, threshold),
+            (M_TRIM_THRESHOLD, threshold),
+        )
+    )
     _ALLOCATOR_TUNED = ok
     return ok
