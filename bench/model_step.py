@@ -185,11 +185,3 @@ def run(quick: bool = False) -> Section:
         "a machine shared with other work",
     ]
     return section
-
-
-if __name__ == "__main__":
-    import sys
-
-    from bench.__main__ import main
-
-    sys.exit(main(["model_step", *sys.argv[1:]]))

@@ -180,11 +180,3 @@ def run(quick: bool = False) -> Section:
         f"load average (1 min) before {load_before}, after {load_average()}",
     ]
     return section
-
-
-if __name__ == "__main__":
-    import sys
-
-    from bench.__main__ import main
-
-    sys.exit(main(["pipeline", *sys.argv[1:]]))

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .model import MattingNetwork
+from .model.network import downsample, restore_time
 from .model.refiner import DeepGuidedFilterRefiner
 from .resize import upsample_bilinear
 
@@ -248,20 +249,9 @@ class FastMattingNetwork(nn.Module):
         downsample_ratio: float = 1.0,
     ) -> list[Tensor]:
         """Mattes ``src`` (``[B, 3, H, W]`` or ``[B, T, 3, H, W]``); see ``MattingNetwork``."""
-        seq = src.dim() == 5
-        t = src.shape[1] if seq else 1
-        lead = src.shape[:2] if seq else src.shape[:1]
-        x = src.flatten(0, 1) if seq else src
-        if downsample_ratio != 1.0:
-            x_sm = F.interpolate(
-                x,
-                scale_factor=downsample_ratio,
-                mode="bilinear",
-                align_corners=False,
-                recompute_scale_factor=False,
-            )
-        else:
-            x_sm = x
+        t = src.shape[1] if src.dim() == 5 else 1
+        x = src.flatten(0, 1) if src.dim() == 5 else src
+        x_sm = downsample(x, downsample_ratio)
         if self.channels_last:
             x_sm = x_sm.contiguous(memory_format=torch.channels_last)
         f1, f2, f3, f4 = self.backbone(x_sm)
@@ -276,14 +266,7 @@ class FastMattingNetwork(nn.Module):
                 fgr, pha = (fgr_res + x).clamp(0.0, 1.0), pha.clamp(0.0, 1.0)
         else:
             fgr, pha = (fgr_res + x).clamp(0.0, 1.0), pha.clamp(0.0, 1.0)
-        return [
-            fgr.reshape(lead + fgr.shape[1:]),
-            pha.reshape(lead + pha.shape[1:]),
-            r1,
-            r2,
-            r3,
-            r4,
-        ]
+        return [restore_time(fgr, src), restore_time(pha, src), r1, r2, r3, r4]
 
 
 class ThreadTuner:

@@ -37,6 +37,21 @@ class Projection(nn.Module):
         return self.conv(x)
 
 
+def downsample(x: Tensor, ratio: float) -> Tensor:
+    """``x`` resized by ``ratio`` bilinearly, as the network sees it (``x`` itself at 1.0)."""
+    if ratio == 1.0:
+        return x
+    return F.interpolate(
+        x, scale_factor=ratio, mode="bilinear", align_corners=False, recompute_scale_factor=False
+    )
+
+
+def restore_time(x: Tensor, src: Tensor) -> Tensor:
+    """``x`` (``[B * T, C, H, W]``) reshaped to the leading dimensions of ``src`` (rank 4 or 5)."""
+    lead = src.shape[:2] if src.dim() == 5 else src.shape[:1]
+    return x.reshape(lead + x.shape[1:])
+
+
 class MattingNetwork(nn.Module):
     """RVM: ``forward(src, r1, r2, r3, r4, downsample_ratio) -> [fgr, pha, r1, r2, r3, r4]``.
 
@@ -82,36 +97,17 @@ class MattingNetwork(nn.Module):
             ``[fgr, pha, r1, r2, r3, r4]`` (``[seg, r1, r2, r3, r4]`` for a segmentation pass);
             fgr and pha have the rank and size of ``src``; the state is rank 4.
         """
-        seq = src.dim() == 5
-        t = src.shape[1] if seq else 1
-        lead = src.shape[:2] if seq else src.shape[:1]
-        x = src.flatten(0, 1) if seq else src
-        if downsample_ratio != 1.0:
-            x_sm = F.interpolate(
-                x,
-                scale_factor=downsample_ratio,
-                mode="bilinear",
-                align_corners=False,
-                recompute_scale_factor=False,
-            )
-        else:
-            x_sm = x
+        t = src.shape[1] if src.dim() == 5 else 1
+        x = src.flatten(0, 1) if src.dim() == 5 else src
+        x_sm = downsample(x, downsample_ratio)
         f1, f2, f3, f4 = self.backbone(x_sm)
         f4 = self.aspp(f4)
         hid, r1, r2, r3, r4 = self.decoder(x_sm, f1, f2, f3, f4, r1, r2, r3, r4, t)
         if segmentation_pass:
-            seg = self.project_seg(hid)
-            return [seg.reshape(lead + seg.shape[1:]), r1, r2, r3, r4]
+            return [restore_time(self.project_seg(hid), src), r1, r2, r3, r4]
         fgr_res, pha = self.project_mat(hid).split([3, 1], dim=1)
         if downsample_ratio != 1.0 or self.refine_full_res:
             fgr_res, pha = self.refiner(x, x_sm, fgr_res, pha, hid)
         fgr = (fgr_res + x).clamp(0.0, 1.0)
         pha = pha.clamp(0.0, 1.0)
-        return [
-            fgr.reshape(lead + fgr.shape[1:]),
-            pha.reshape(lead + pha.shape[1:]),
-            r1,
-            r2,
-            r3,
-            r4,
-        ]
+        return [restore_time(fgr, src), restore_time(pha, src), r1, r2, r3, r4]
