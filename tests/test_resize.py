@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from app.matting.resize import downsample_area, upsample_bilinear
+from app.matting.resize import downsample_area, downsample_bilinear, upsample_bilinear
 
 
 @pytest.mark.parametrize(
@@ -66,3 +66,24 @@ def test_area_at_an_uneven_factor_keeps_the_mean() -> None:
     got = downsample_area(x, (30, 21))
     assert got.shape == (1, 2, 30, 21)
     assert torch.allclose(got.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("shape", "ratio"),
+    [
+        ((1, 3, 720, 1280), 0.375),
+        ((1, 3, 720, 1280), 0.2),
+        ((2, 3, 192, 256), 0.25),
+        ((1, 3, 175, 231), 0.375),  # not exact: PyTorch's own kernel runs
+    ],
+)
+def test_network_downsampling_matches_torch(shape: tuple[int, ...], ratio: float) -> None:
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(9))
+    got = downsample_bilinear(x, ratio)
+    ref = F.interpolate(
+        x, scale_factor=ratio, mode="bilinear", align_corners=False, recompute_scale_factor=False
+    )
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max().item() < 2e-4
+    assert (got - ref).abs().mean().item() < 1e-5
+    assert downsample_bilinear(x, 1.0) is x

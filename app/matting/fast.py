@@ -29,9 +29,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .model import MattingNetwork
-from .model.network import downsample, restore_time
+from .model.network import restore_time
 from .model.refiner import DeepGuidedFilterRefiner
-from .resize import upsample_bilinear
+from .resize import downsample_bilinear, upsample_bilinear
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
@@ -251,7 +251,7 @@ class FastMattingNetwork(nn.Module):
         """Mattes ``src`` (``[B, 3, H, W]`` or ``[B, T, 3, H, W]``); see ``MattingNetwork``."""
         t = src.shape[1] if src.dim() == 5 else 1
         x = src.flatten(0, 1) if src.dim() == 5 else src
-        x_sm = downsample(x, downsample_ratio)
+        x_sm = downsample_bilinear(x, downsample_ratio)
         if self.channels_last:
             x_sm = x_sm.contiguous(memory_format=torch.channels_last)
         f1, f2, f3, f4 = self.backbone(x_sm)
