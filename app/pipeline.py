@@ -27,6 +27,7 @@ import torch
 from app.capture import CaptureThread, Frame, FrameSource, SourceError, make_source
 from app.compose.backgrounds import BackgroundError, BackgroundLayer, make_background
 from app.compose.compositor import Compositor
+from app.compose.host import HostBackground, HostMatte, blend
 from app.matting.engine import EngineError, Matte, MattingEngine, auto_ratio, build_engine
 from app.matting.weights import WeightsError
 from app.output.base import OutputError
@@ -98,6 +99,13 @@ class _Matted:
     matte: Matte
     _delta: torch.Tensor | None = None
     _background: tuple[BackgroundLayer, torch.Tensor] | None = None
+    _host: HostMatte | None = None
+
+    def host(self) -> HostMatte:
+        """The matte prepared for uint8 compositing on the host, once per matte."""
+        if self._host is None:
+            self._host = HostMatte(self.frame.image, self.matte.fgr, self.matte.pha)
+        return self._host
 
     def delta(self) -> torch.Tensor:
         """``fgr - src`` of the matted frame, computed once for every later frame it serves."""
@@ -161,6 +169,7 @@ class Pipeline:
         self._engine: MattingEngine | None = None
         self._layer: BackgroundLayer | None = None
         self._compositor: Compositor | None = None
+        self._host_background = HostBackground()
         self._vcam: VirtualCameraSink | None = None
         self._vcam_state = "off"
         self._recorder: Recorder | None = None
@@ -502,26 +511,13 @@ class Pipeline:
 
     @torch.inference_mode()
     def _deliver(self, frame: Frame, matted: _Matted) -> None:
-        s = self._applied
-        m = matted.matte
-        if matted.frame is frame:
-            src, fgr = m.src, m.fgr
+        if self._compositor.device.type == "cpu":
+            images = self._compose_on_host(frame, matted)
         else:
-            src = self._compositor.to_tensor(frame.image)
-            if src.shape[-2:] != m.src.shape[-2:]:
-                return  # the newest matte is of another frame size; wait for a fresh one
-            fgr = torch.add(src, matted.delta()).clamp_(0, 1) if s.use_fgr else src
-        composite = self._compositor.compose(
-            src,
-            fgr,
-            m.pha,
-            self._layer,
-            use_fgr=s.use_fgr,
-            mirror=s.mirror,
-            rgba=s.background.has_alpha,
-            background=matted.background(self._layer),
-        )
-        alpha = self._compositor.alpha_u8(m.pha, mirror=s.mirror)
+            images = self._compose_on_device(frame, matted)
+        if images is None:
+            return
+        composite, alpha = images
         now = time.monotonic()
         self._latency.add(now - frame.t_capture)
         self._matte_age.add(frame.t_capture - matted.frame.t_capture)
@@ -538,6 +534,56 @@ class Pipeline:
             self._on_frame(
                 FramePacket(self._frames_out, frame.t_capture, frame.image, alpha, composite)
             )
+
+    def _compose_on_host(
+        self, frame: Frame, matted: _Matted
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Composite and alpha view in uint8 through OpenCV (the network runs on the CPU)."""
+        s, layer = self._applied, self._layer
+        if frame.image.shape[:2] != matted.frame.image.shape[:2]:
+            return None  # the newest matte is of another frame size; wait for a fresh one
+        host = matted.host()
+        picture = None
+        if not layer.passthrough and not layer.rgba:
+            m = matted.matte
+            rendered = matted.background(layer)
+            if rendered is None:
+                rendered = layer.render(m.src, *host.size, pha=m.pha)
+            picture = self._host_background.get(rendered)
+        composite = blend(
+            frame.image,
+            host,
+            picture,
+            use_fgr=s.use_fgr,
+            mirror=s.mirror,
+            rgba=s.background.has_alpha or layer.rgba,
+        )
+        return composite, host.alpha_u8(s.mirror)
+
+    def _compose_on_device(
+        self, frame: Frame, matted: _Matted
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Composite and alpha view as tensor operations on the engine's device."""
+        s = self._applied
+        m = matted.matte
+        if matted.frame is frame:
+            src, fgr = m.src, m.fgr
+        else:
+            src = self._compositor.to_tensor(frame.image)
+            if src.shape[-2:] != m.src.shape[-2:]:
+                return None  # the newest matte is of another frame size; wait for a fresh one
+            fgr = torch.add(src, matted.delta()).clamp_(0, 1) if s.use_fgr else src
+        composite = self._compositor.compose(
+            src,
+            fgr,
+            m.pha,
+            self._layer,
+            use_fgr=s.use_fgr,
+            mirror=s.mirror,
+            rgba=s.background.has_alpha,
+            background=matted.background(self._layer),
+        )
+        return composite, self._compositor.alpha_u8(m.pha, mirror=s.mirror)
 
     def _drop_sink(self, sink: object) -> None:
         if sink is self._vcam:
