@@ -462,7 +462,8 @@ class Pipeline:
             with self._matte_cv:
                 self._matted = _Matted(frame, matte)
                 self._matte_cv.notify_all()
-            if self._engine_settings.hold_fps and self._capture is not None:
+            held = self._engine_settings.hold_fps and self._engine_settings.pace != "none"
+            if held and self._capture is not None:
                 hold.adjust(self._engine, self._capture.fps, self._mat_meter.rate())
 
     def _run_compose(self) -> None:

@@ -13,14 +13,18 @@ import cv2
 import numpy as np
 import torch
 
-from app.compose.compositor import quantize, quantize_hwc
-
 __all__ = ["HostBackground", "HostMatte", "blend"]
+
+
+def _u8(plane: np.ndarray) -> np.ndarray:
+    """A float plane in 0..1 -> uint8, rounded to nearest, in one OpenCV pass."""
+    return cv2.convertScaleAbs(plane, alpha=255.0)
 
 
 def _hwc_u8(x: torch.Tensor) -> np.ndarray:
     """``[1, C, H, W]`` (possibly a broadcast view) in 0..1 -> ``H x W x C`` uint8."""
-    return quantize_hwc(x.contiguous()).numpy()
+    planes = x[0].float().contiguous().numpy()
+    return cv2.merge([_u8(p) for p in planes])
 
 
 class HostMatte:
@@ -38,9 +42,9 @@ class HostMatte:
             raise ValueError(f"The matte does not fit a {width}x{height} frame.")
         self.size = (height, width)
         self.offset = cv2.subtract(_hwc_u8(fgr), src, dtype=cv2.CV_16S)
-        self.pha = np.ascontiguousarray(pha[0, 0].float().numpy())
+        self.pha = pha[0, 0].float().contiguous().numpy()
         self.inverse = cv2.subtract(1.0, self.pha)
-        self.alpha = quantize(pha[0, 0]).numpy()
+        self.alpha = _u8(self.pha)
         self.alpha.flags.writeable = False  # shared by every frame composited with this matte
         self._mirrored_alpha: np.ndarray | None = None
 
