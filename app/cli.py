@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -156,42 +157,112 @@ def _say(message: str) -> None:
 
 
 def _write_json_atomic(path: str, data: dict) -> None:
+    """Writes ``data`` as JSON under a temporary name and renames it into place.
+
+    Raises:
+        OSError: the file cannot be written; no temporary file is left behind.
+    """
     dest = Path(path).expanduser()
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent or ".")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, dest)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _check_output_paths(settings: Settings) -> None:
     for label, path in (("--stats-json", settings.stats_json), ("--output", settings.output)):
         if path and not Path(path).expanduser().resolve().parent.is_dir():
             raise SettingsError(f"{label}: the folder of '{path}' does not exist.")
+    if settings.stats_json and Path(settings.stats_json).expanduser().is_dir():
+        raise SettingsError(
+            f"--stats-json: '{settings.stats_json}' is a folder; give a file name such as "
+            "stats.json."
+        )
+
+
+def _catch_stop_signals(stop: threading.Event) -> dict[int, object]:
+    """Makes Ctrl-C and SIGTERM ask the run to stop instead of raising in the middle of it.
+
+    A second Ctrl-C while the recording is being finalised is absorbed too, so it cannot leave a
+    half-written file. Outside the main thread nothing is installed (Ctrl-C then raises
+    ``KeyboardInterrupt`` as usual).
+
+    Returns:
+        The handlers that were replaced, for :func:`_restore_signals`.
+    """
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous: dict[int, object] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, request_stop)
+        except ValueError:  # not the main thread of the interpreter
+            break
+    return previous
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def run_headless(settings: Settings, vcam_backend: str | None = None) -> int:
-    """Runs the pipeline without a window until the source ends, ``--max-frames`` or Ctrl-C."""
+    """Runs the pipeline without a window until the source ends, ``--max-frames`` or Ctrl-C.
+
+    Args:
+        settings: what to run.
+        vcam_backend: virtual camera backend name; None tries the system's.
+
+    Returns:
+        0 after a run that ended normally or by Ctrl-C; 2 when the settings cannot run (the
+        reason is printed); 1 when the recording or the statistics could not be saved.
+    """
+    stop = threading.Event()
+    previous = _catch_stop_signals(stop)
+    try:
+        return _run_headless(settings, vcam_backend, stop)
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were in place
+        _say("interrupted; nothing was recorded.")
+        return 0
+    finally:
+        _restore_signals(previous)
+
+
+def _run_headless(settings: Settings, vcam_backend: str | None, stop: threading.Event) -> int:
     from app.pipeline import Pipeline, PipelineError
 
+    if stop.is_set():
+        _say("interrupted; nothing was recorded.")
+        return 0
+
     def on_event(event) -> None:
-        if event.kind in ("warning", "error", "info"):
+        if event.kind != "progress":  # state: what the source delivers, when it ends
             _say(event.message)
 
+    t_start = time.time()
     pipeline = Pipeline(settings, on_event=on_event, vcam_backend=vcam_backend)
     try:
         pipeline.start()
     except PipelineError as exc:
         _say(str(exc))
         return EXIT_USAGE
-    signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
     last = time.monotonic()
+    progress = False
     try:
         while not pipeline.wait(0.25):
+            if stop.is_set():
+                break
             if sys.stderr.isatty() and time.monotonic() - last > 2:
-                last = time.monotonic()
+                last, progress = time.monotonic(), True
                 st = pipeline.stats()
                 print(
                     f"\rcapture {st.capture_fps:5.1f} fps  matting {st.matting_fps:5.1f} fps  "
@@ -200,16 +271,32 @@ def run_headless(settings: Settings, vcam_backend: str | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-    except KeyboardInterrupt:
+        if progress:
+            print(file=sys.stderr)
+        if stop.is_set():
+            _say("stopping…")
+    except KeyboardInterrupt:  # handlers could not be installed (not the main thread)
         _say("stopping…")
     finally:
         pipeline.stop()
     stats = pipeline.stats()
+    code = 0
     if settings.stats_json:
-        _write_json_atomic(settings.stats_json, stats.to_dict())
+        try:
+            _write_json_atomic(settings.stats_json, stats.to_dict())
+        except OSError as exc:
+            _say(f"cannot write the statistics to '{settings.stats_json}' ({exc.strerror or exc}).")
+            code = 1
     if settings.output:
-        _say(f"wrote {settings.output} ({stats.frames_out} frames)")
-    return 0
+        out = Path(settings.output).expanduser()
+        if out.exists() and out.stat().st_mtime >= t_start - 1:
+            _say(f"wrote {settings.output} ({stats.frames_out} frames)")
+        elif stats.frames_out == 0:
+            _say(f"nothing was recorded to {settings.output}: no frame came out.")
+        else:
+            _say(f"the recording {settings.output} was not saved (see the error above).")
+            code = 1
+    return code
 
 
 def _has_display() -> bool:
