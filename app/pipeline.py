@@ -31,7 +31,7 @@ from app.compose.host import HostBackground, HostMatte, blend
 from app.matting.engine import EngineError, Matte, MattingEngine, auto_ratio, build_engine
 from app.matting.weights import WeightsError
 from app.output.base import OutputError
-from app.output.recorder import Recorder
+from app.output.recorder import Recorder, unused_path
 from app.output.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
 from app.settings import Settings
 from app.slot import LatestSlot
@@ -309,10 +309,10 @@ class Pipeline:
         except BackgroundError as exc:
             raise PipelineError(str(exc)) from None
 
-    def _open_recorder(self, s: Settings, source: FrameSource) -> Recorder:
+    def _open_recorder(self, s: Settings, source: FrameSource, path: str | None = None) -> Recorder:
         try:
             return Recorder(
-                s.output,
+                path or s.output,
                 source.width,
                 source.height,
                 source.fps or 30.0,
@@ -343,6 +343,12 @@ class Pipeline:
             source, self._cap_slot, on_state=self._on_capture_state, retry_forever=source.is_live
         )
         self._capture.start()
+
+    def _stop_capture(self) -> None:
+        """Stops the capture thread and discards a frame of its source still in the slot."""
+        if self._capture is not None:
+            self._capture.stop()
+        self._cap_slot.get(timeout=0)
 
     def _on_capture_state(self, state: str, message: str) -> None:
         kind = {"reconnecting": "warning", "error": "error"}.get(state, "state")
@@ -391,14 +397,20 @@ class Pipeline:
             if new.virtual_cam:
                 self._open_vcam(new, source)
         if new.output != cur.output or source is not old_source:
-            if self._recorder is not None:
-                self._finish_recording()
-            if new.output:
-                try:
-                    self._recorder = self._open_recorder(new, source)
-                    self._emit("info", f"Recording to {new.output}.")
-                except PipelineError as exc:
-                    self._emit("error", str(exc))
+            # A new source of the recording's size carries on in the same file; one of another
+            # size starts a second file beside it rather than overwriting the first.
+            recorder = self._recorder
+            same_take = recorder is not None and new.output == cur.output
+            if not (same_take and recorder.frame_size == (source.width, source.height)):
+                if recorder is not None:
+                    self._finish_recording()
+                if new.output:
+                    path = str(unused_path(new.output)) if same_take else new.output
+                    try:
+                        self._recorder = self._open_recorder(new, source, path)
+                        self._emit("info", f"Recording to {path}.")
+                    except PipelineError as exc:
+                        self._emit("error", str(exc))
         self._applied = new
 
     def _finish_recording(self) -> None:
@@ -410,13 +422,21 @@ class Pipeline:
             self._emit("error", str(exc))
 
     def _switch_source(self, s: Settings) -> None:
+        old = self._source
+        # A camera cannot be opened twice: another mode of the same one is asked for once it is
+        # closed, and it goes back to the old mode if the new one fails.
+        same_camera = old is not None and old.is_live and s.source == self._applied.source
+        if same_camera:
+            self._stop_capture()
         try:
             source = self._open_source(s)
         except PipelineError as exc:
             self._emit("error", str(exc))
+            if same_camera:
+                self._start_capture(old)
             return
-        if self._capture is not None:
-            self._capture.stop()
+        if not same_camera:
+            self._stop_capture()
         self._start_capture(source)
         self.reset_state()
         self._emit("info", f"Source: {source.name}.")
@@ -501,7 +521,7 @@ class Pipeline:
                 self._matte_cv.wait_for(
                     lambda: (
                         self._stop.is_set()
-                        or (self._matted is not None and self._matted.frame.index >= frame.index)
+                        or (self._matted is not None and self._matted.frame is frame)
                     ),
                     timeout=30.0,
                 )
@@ -522,10 +542,14 @@ class Pipeline:
         now = time.monotonic()
         self._latency.add(now - frame.t_capture)
         self._matte_age.add(frame.t_capture - matted.frame.t_capture)
+        # A live stream records each frame at its capture time, so frames it dropped leave gaps
+        # instead of speeding the recording up; a batch run (pace none) writes frame after frame.
+        live = self._source is not None and self._source.pace == "realtime"
+        stamp = frame.t_capture if live else None
         for sink in (self._vcam, self._recorder):
             if sink is not None:
                 try:
-                    sink.send(composite)
+                    sink.send(composite, stamp)
                 except (OutputError, ValueError) as exc:
                     self._emit("error", str(exc))
                     self._drop_sink(sink)

@@ -275,3 +275,35 @@ def test_frames_that_break_the_contract_are_an_error(bad: np.ndarray) -> None:
     capture = CaptureThread(Odd()).start()
     assert capture.join(5)
     assert capture.state == "error"
+
+
+class PickyCamera(FrameSource):
+    """Camera hardware stand-in that answers any request with its one mode, 640x480 at 15 fps."""
+
+    is_live = True
+
+    @property
+    def name(self) -> str:
+        return "Picky camera"
+
+    def _open(self) -> None:
+        self._width, self._height, self._fps = 640, 480, 15.0
+
+    def _read(self) -> np.ndarray:
+        time.sleep(0.002)
+        return np.zeros((480, 640, 3), np.uint8)
+
+    def _close(self) -> None:
+        pass
+
+
+def test_running_state_says_what_the_camera_delivers_against_what_was_asked() -> None:
+    messages: list[str] = []
+    camera = PickyCamera(resolution=(1280, 720), fps=30)
+    with CaptureThread(camera, on_state=lambda state, message: messages.append(message)):
+        assert wait_until(lambda: bool(messages))
+    assert messages[0] == "Picky camera: 640x480 at 15 fps (asked for 1280x720 at 30 fps)."
+    messages.clear()
+    with CaptureThread(PickyCamera(), on_state=lambda state, message: messages.append(message)):
+        assert wait_until(lambda: bool(messages))
+    assert messages[0] == "Picky camera: 640x480 at 15 fps."

@@ -69,6 +69,9 @@ def test_state_is_kept_between_frames(engine, weights_model) -> None:
     alone = fresh(weights_model).step(clip[-1], t=0.0)
     assert engine.resets == 1  # only the start
     assert float((matte.pha - alone.pha).abs().max()) > 1e-3
+    fgr, pha = matte
+    assert fgr is matte.fgr and pha is matte.pha
+    assert fgr.shape == (1, 3, 120, 160) and pha.shape == (1, 1, 120, 160)
 
 
 def test_size_change_resets_and_matches_a_fresh_start(engine, weights_model) -> None:

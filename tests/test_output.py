@@ -288,3 +288,18 @@ def test_odd_sizes_are_trimmed_for_video(tmp_path: Path) -> None:
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
     assert (frame.width, frame.height) == (32, 24)
+
+
+def test_timestamps_keep_a_live_recording_as_long_as_the_session(tmp_path: Path) -> None:
+    path = tmp_path / "live.mp4"
+    # Captured at 30 fps with frames 3..7 lost on the way, then two frames 1 ms apart (jitter).
+    stamps = [100.0 + i / 30 for i in (0, 1, 2, 8, 9, 10)] + [100.0 + 10 / 30 + 0.001]
+    with Recorder(path, WIDTH, HEIGHT, 30.0) as recorder:
+        for i, t in enumerate(stamps):
+            recorder.send(solid(20 * i, (HEIGHT, WIDTH, 3)), timestamp=t)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        seconds = [float(f.pts * f.time_base) for f in container.decode(stream)]
+    assert len(seconds) == len(stamps)  # nothing dropped, nothing invented
+    frames = [round(s * 30) for s in sorted(seconds)]
+    assert frames == [0, 1, 2, 8, 9, 10, 11]  # the gap kept; a late pair moved one slot on

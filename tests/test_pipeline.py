@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from app.capture import FrameSource, SourceLost, register_source
+from app.capture import FrameSource, SourceError, SourceLost, register_source
 from app.cli import main
 from app.pipeline import Pipeline, PipelineError
 from app.settings import Background, Settings
@@ -143,6 +143,7 @@ def test_user_errors_are_pipeline_errors(tmp_path: Path) -> None:
         ["--downsample-ratio", "2"],
         ["--source", "9"],
         ["--output", "/no/such/folder/x.mp4", "--source", "synthetic"],
+        ["--stats-json", ".", "--source", "synthetic"],
     ],
 )
 def test_cli_bad_values_exit_2_with_one_line(argv, capsys) -> None:
@@ -315,3 +316,153 @@ def test_a_blurred_background_is_rendered_once_per_matte() -> None:
     assert matted.background(other) is not first and CountingBlur.calls == 2  # layer changed
     assert matted.background(ColorBackground((0, 255, 0))) is None  # rendered per frame
     assert torch.equal(matted.delta(), src * 0.5 - src)
+
+
+def headless(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "main.py",
+            "--headless",
+            "--source",
+            "synthetic:160x120@30",
+            "--background",
+            "green",
+            "--output",
+            str(tmp_path / "live.mp4"),
+            *extra,
+        ],
+        cwd=Path(__file__).parent.parent,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_ctrl_c_while_starting_up_exits_quietly(tmp_path: Path) -> None:
+    proc = headless(tmp_path)
+    time.sleep(0.5)  # still importing or loading the network
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert not any(p.name.startswith(".live.") for p in tmp_path.iterdir()), "no partial file"
+
+
+def test_a_second_ctrl_c_cannot_cut_the_recording_short(tmp_path: Path) -> None:
+    proc = headless(tmp_path)
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob(".live.*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # impatient: while the recording is being finalised
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert count_frames(tmp_path / "live.mp4") > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["live.mp4"], "no partial file left"
+
+
+def test_switching_source_while_recording_keeps_what_was_recorded(
+    tmp_path: Path, no_leftover_threads
+) -> None:
+    out = tmp_path / "take.mp4"
+    s = Settings(
+        source="synthetic:160x120@30",
+        pace="none",
+        max_frames=40,
+        output=str(out),
+        background=Background.parse("green"),
+    )
+    packets: list = []
+    events: list = []
+    pipeline = Pipeline(s, on_frame=packets.append, on_event=events.append)
+    pipeline.start()
+    try:
+        for count, source in ((5, "synthetic:160x120@25"), (15, "synthetic:192x108@30")):
+            deadline = time.monotonic() + 60
+            while len(packets) < count and time.monotonic() < deadline:
+                time.sleep(0.01)
+            pipeline.update(s.replace(source=source))
+        assert pipeline.wait(120)
+    finally:
+        pipeline.stop()
+    assert not [e for e in events if e.kind == "error"], events
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take-2.mp4", "take.mp4"]
+    first, second = count_frames(out), count_frames(tmp_path / "take-2.mp4")
+    assert first >= 15 and first + second == 40  # same size: one file; another size: a second
+    with av.open(str(tmp_path / "take-2.mp4")) as container:
+        assert (container.streams.video[0].width, container.streams.video[0].height) == (192, 108)
+
+
+class OneOpenCamera(FrameSource):
+    """Camera hardware stand-in that, like a V4L2 device, streams to one opener at a time."""
+
+    is_live = True
+    holders = 0
+
+    def __init__(self, *, resolution=None, fps=None) -> None:
+        super().__init__(resolution=resolution, fps=fps)
+        self._holding = False
+
+    @classmethod
+    def from_spec(cls, target: str, *, resolution=None, fps=None, **kwargs) -> OneOpenCamera:
+        return cls(resolution=resolution, fps=fps)
+
+    @property
+    def name(self) -> str:
+        return "single camera"
+
+    def _open(self) -> None:
+        if OneOpenCamera.holders:
+            raise SourceError("the camera is busy")
+        if self.requested.resolution == (32, 32):
+            raise SourceError("the camera has no 32x32 mode")
+        OneOpenCamera.holders += 1
+        self._holding = True
+        self._set_format((96, 64), 30.0)
+
+    def _read(self) -> np.ndarray:
+        time.sleep(1 / 30)
+        return np.full((self.height, self.width, 3), 90, np.uint8)
+
+    def _close(self) -> None:
+        if self._holding:
+            OneOpenCamera.holders -= 1
+            self._holding = False
+
+
+def test_another_mode_of_the_same_camera_is_applied_live(no_leftover_threads) -> None:
+    register_source("single")(OneOpenCamera)
+    s = Settings(source="single:x", background=Background.parse("green"))
+    packets: list = []
+    events: list = []
+    pipeline = Pipeline(s, on_frame=packets.append, on_event=events.append)
+
+    def wait_for_size(shape: tuple[int, int]) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if packets and packets[-1].composite.shape[:2] == shape:
+                return
+            time.sleep(0.02)
+        pytest.fail(f"no {shape} frame came out; events: {events}")
+
+    pipeline.start()
+    try:
+        wait_for_size((64, 96))
+        pipeline.update(s.replace(resolution=(128, 72)))
+        wait_for_size((72, 128))
+        pipeline.update(s.replace(resolution=(32, 32)))  # a mode the camera refuses
+        deadline = time.monotonic() + 30
+        while not any(e.kind == "error" for e in events) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        count = len(packets)
+        time.sleep(1.0)
+        assert len(packets) > count, "the camera went back to the mode that worked"
+        assert packets[-1].composite.shape[:2] == (72, 128)
+    finally:
+        pipeline.stop()
+    errors = [e.message for e in events if e.kind == "error"]
+    assert len(errors) == 1 and "32x32" in errors[0]
+    assert OneOpenCamera.holders == 0

@@ -305,10 +305,7 @@ class CaptureThread:
                 return "stopped"
             index += 1
             if self.state != "running":
-                self._set_state(
-                    "running",
-                    f"{source.name}: {source.width}x{source.height} at {source.fps:g} fps.",
-                )
+                self._set_state("running", _delivering(source))
         return "stopped"
 
     def _deliver(self, frame: Frame) -> bool:
@@ -326,6 +323,15 @@ class CaptureThread:
                 continue
             return not self._slot.closed
         return False
+
+
+def _delivering(source: FrameSource) -> str:
+    """``name: WxH at F fps.``, and what was asked where a camera picked another mode."""
+    text = f"{source.name}: {source.width}x{source.height} at {source.fps:g} fps"
+    asked = source.requested
+    other_size = asked.resolution is not None and asked.resolution != (source.width, source.height)
+    other_rate = asked.fps is not None and abs(asked.fps - source.fps) > 0.5
+    return f"{text} (asked for {asked})." if other_size or other_rate else f"{text}."
 
 
 def _checked(image: np.ndarray) -> np.ndarray:

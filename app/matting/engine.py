@@ -9,7 +9,7 @@ the first visible mattes are already settled.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +99,10 @@ class Matte:
     fgr: torch.Tensor
     pha: torch.Tensor
     ratio: float
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        """Unpacks as ``fgr, pha``: ``fgr, pha = engine.step(frame)``."""
+        return iter((self.fgr, self.pha))
 
 
 def torch_runner(model: torch.nn.Module) -> Runner:

@@ -26,11 +26,13 @@ class Sink(ABC):
 
     _closed: bool = False
 
-    def send(self, frame: np.ndarray) -> None:
+    def send(self, frame: np.ndarray, timestamp: float | None = None) -> None:
         """Hands one frame to the sink.
 
         Args:
             frame: ``H x W x C`` uint8 array, RGB or RGBA.
+            timestamp: when the frame was captured (seconds, e.g. ``time.monotonic()``), for
+                sinks that keep time (a video recording); None: right after the previous frame.
 
         Raises:
             TypeError: the frame is not a uint8 numpy array.
@@ -40,7 +42,7 @@ class Sink(ABC):
         self.validate(frame)
         if self._closed:
             raise RuntimeError(f"{type(self).__name__} is closed.")
-        self._send(frame)
+        self._send(frame, timestamp)
 
     def validate(self, frame: np.ndarray) -> None:
         """Checks a frame's type and shape without sending it.
@@ -81,8 +83,8 @@ class Sink(ABC):
         self._close()
 
     @abstractmethod
-    def _send(self, frame: np.ndarray) -> None:
-        """Consumes one validated frame."""
+    def _send(self, frame: np.ndarray, timestamp: float | None) -> None:
+        """Consumes one validated frame, captured at ``timestamp`` (None when unknown)."""
 
     @abstractmethod
     def _close(self) -> None:

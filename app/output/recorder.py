@@ -23,7 +23,7 @@ import numpy as np
 
 from app.output.base import OutputError, Sink
 
-__all__ = ["CONTAINERS", "H264_ENCODERS", "Recorder", "h264_encoder"]
+__all__ = ["CONTAINERS", "H264_ENCODERS", "Recorder", "h264_encoder", "unused_path"]
 
 CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
 H264_ENCODERS = ("libx264", "libopenh264", "h264_videotoolbox", "h264_mf", "h264")
@@ -55,6 +55,24 @@ def h264_encoder() -> str:
     raise OutputError(
         "This installation's FFmpeg has no H.264 encoder; record to a folder (PNG frames) instead."
     )
+
+
+def unused_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` when nothing is there yet, else the first free ``name-2.mp4``, ``name-3.mp4``...
+
+    Args:
+        path: a recording destination (file or folder).
+
+    Returns:
+        A destination that does not exist yet.
+    """
+    path = Path(path).expanduser()
+    number = 2
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+        number += 1
+    return candidate
 
 
 class _VideoWriter:
@@ -92,11 +110,11 @@ class _VideoWriter:
             self.container.close()
             raise
 
-    def write(self, index: int, frame: np.ndarray) -> None:
-        del index  # one writer thread keeps the order; pts count the frames written
+    def write(self, index: int, frame: np.ndarray, pts: int) -> None:
+        del index  # one writer thread keeps the order
         rgb = self._av.VideoFrame.from_ndarray(frame, format="rgb24")
         video_frame = rgb.reformat(format="yuv420p", dst_colorspace=self._colorspace)
-        video_frame.pts = self.index
+        video_frame.pts = pts
         video_frame.time_base = self.time_base
         self.index += 1
         for packet in self.stream.encode(video_frame):
@@ -129,7 +147,8 @@ class _PngWriter:
     def __init__(self, folder: str) -> None:
         self.folder = folder
 
-    def write(self, index: int, frame: np.ndarray) -> None:
+    def write(self, index: int, frame: np.ndarray, pts: int) -> None:
+        del pts  # a numbered sequence keeps no time
         code = cv2.COLOR_RGBA2BGRA if frame.shape[2] == 4 else cv2.COLOR_RGB2BGR
         ok, data = cv2.imencode(".png", cv2.cvtColor(frame, code), list(self.PARAMS))
         if not ok:
@@ -149,6 +168,9 @@ class Recorder(Sink):
     A path ending in .mp4, .mkv or .mov becomes H.264 video; a path without a suffix (or an
     existing folder) becomes a PNG sequence. Transparent (RGBA) output needs a PNG sequence.
     H.264 needs even sizes: an odd width or height loses its last column or row in video files.
+    Frames sent with their capture timestamps keep their moments in a video: where a live
+    stream lost frames, the previous picture stays up for the gap, so the recording lasts as long
+    as the session did; frames sent without one follow each other at ``fps``.
     A recording that received no frame leaves nothing behind.
     """
 
@@ -206,6 +228,8 @@ class Recorder(Sink):
             )
         self.frames_written = 0
         self._frames_queued = 0
+        self._next_pts = 0
+        self._t0: float | None = None
         self._count_lock = threading.Lock()
         self._error: str | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
@@ -281,23 +305,29 @@ class Recorder(Sink):
                 return
             if self._error is not None:
                 continue  # keep draining so producers never block on a dead writer
-            index, frame = item
+            index, frame, pts = item
             if self.is_video and frame.shape[:2] != (even_h, even_w):
                 frame = np.ascontiguousarray(frame[:even_h, :even_w])
             try:
-                self._writer.write(index, frame)
+                self._writer.write(index, frame, pts)
                 with self._count_lock:
                     self.frames_written += 1
             except Exception as exc:
                 self._error = str(exc) or type(exc).__name__
 
-    def _send(self, frame: np.ndarray) -> None:
+    def _send(self, frame: np.ndarray, timestamp: float | None) -> None:
         if self._error is not None:
             raise self._fail(self._error)
         with self._count_lock:
             index = self._frames_queued
             self._frames_queued += 1
-        self._queue.put((index, frame))
+            pts = self._next_pts
+            if timestamp is not None:
+                if self._t0 is None:
+                    self._t0 = timestamp
+                pts = max(pts, round((timestamp - self._t0) * self.fps))
+            self._next_pts = pts + 1
+        self._queue.put((index, frame, pts))
 
     def _discard_temp(self) -> None:
         if self._temp.is_dir():

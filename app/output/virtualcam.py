@@ -206,7 +206,8 @@ class VirtualCameraSink(Sink):
         camera = self._camera
         return float(camera.current_fps) if camera is not None else 0.0
 
-    def _send(self, frame: np.ndarray) -> None:
+    def _send(self, frame: np.ndarray, timestamp: float | None) -> None:
+        del timestamp  # the sink's own thread paces the camera
         if self._error is not None:
             raise OutputError(f"The virtual camera stopped ({self._error}); restart it.")
         with self._lock:
