@@ -16,6 +16,7 @@ from torch import nn
 
 from app.matting import convert
 from app.matting.convert import GREEN, ConvertError, convert_video
+from app.matting.convert_io import VideoSink
 from app.matting.model import MattingNetwork
 from tests.matting_clips import make_frames, read_video, write_video
 
@@ -225,6 +226,9 @@ def test_failure_midway_leaves_nothing(
         ({"seq_chunk": 0}, "at least 1"),
         ({"num_workers": -1}, "0 or more"),
         ({"output_video_mbps": 0}, "above 0"),
+        ({"output_video_mbps": float("inf")}, "above 0"),
+        ({"output_video_mbps": float("nan")}, "above 0"),
+        ({"downsample_ratio": 0.001}, "to nothing"),
         ({"input_resize": (0, 10)}, "positive"),
         ({"output_composition": "nodir/com.mp4"}, "does not exist"),
         ({"output_composition": "com.txt"}, "ending in"),
@@ -240,6 +244,49 @@ def test_bad_arguments(
             args[key] = tmp_path / args[key]
     with pytest.raises(ConvertError, match=message):
         convert_video(weights_model, **args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_over_the_input_is_refused(
+    weights_model: MattingNetwork, clip: Path, tmp_path: Path
+) -> None:
+    before = clip.read_bytes()
+    with pytest.raises(ConvertError, match=r"alpha output .* is the input"):
+        convert_video(weights_model, clip, output_alpha=clip, progress=False)
+    assert clip.read_bytes() == before
+    # A folder of numbered PNGs would otherwise be replaced by the mattes of its own frames.
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, frame in enumerate(make_frames(2, 48, 64)):
+        cv2.imwrite(str(frames / f"{i:04d}.png"), frame)
+    with pytest.raises(ConvertError, match=r"composition output .* is the input"):
+        convert_video(
+            weights_model,
+            frames,
+            output_type="png_sequence",
+            output_composition=frames,
+            progress=False,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+    assert sorted(p.name for p in frames.iterdir()) == ["0000.png", "0001.png"]
+
+
+def test_encoder_failures_leave_nothing(
+    weights_model: MattingNetwork, small_clip: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(OverflowError):
+        VideoSink(tmp_path / "a.mp4", 64, 48, Fraction(30), float("inf"))
+    assert list(tmp_path.iterdir()) == []
+    # libx264 refuses this bit rate only when the first frame is encoded, on the writer thread.
+    with pytest.raises(ConvertError, match=r"Could not write .*(com|pha)\.mp4"):
+        convert_video(
+            weights_model,
+            small_clip,
+            output_composition=tmp_path / "com.mp4",
+            output_alpha=tmp_path / "pha.mp4",
+            output_video_mbps=1e9,
+            progress=False,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -280,6 +327,15 @@ def test_cli_user_errors(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
         (["--input-source", str(clip), "--output-type", "gif", "--output-alpha", com], "gif"),
         (["--input-source", str(clip), "--output-composition", com, "--seq-chunk", "x"], "x"),
         (["--input-source", str(clip), "--output-composition", com, "--device", "tpu"], "tpu"),
+        (
+            ["--input-source", str(clip), "--output-alpha", com, "--input-resize", "0", "0"],
+            "resize",
+        ),
+        (["--input-source", str(clip), "--output-alpha", com, "--output-video-mbps", "inf"], "inf"),
+        (
+            ["--input-source", str(clip), "--output-alpha", com, "--downsample-ratio", "1e-4"],
+            "nothing",
+        ),
         (
             [
                 "--input-source",

@@ -215,10 +215,10 @@ class VideoSink(Sink):
         self._container: Any = None
         fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=dest.suffix)
         os.close(fd)
-        os.chmod(name, 0o666 & ~_UMASK)
         self._tmp = Path(name)
         self._count = 0
         try:
+            os.chmod(name, 0o666 & ~_UMASK)
             self._container = av.open(name, mode="w")
             self._stream = self._container.add_stream("libx264", rate=fps)
             self._stream.width = width
@@ -229,6 +229,9 @@ class VideoSink(Sink):
         except (av.FFmpegError, OSError, ValueError) as e:
             self.abort()
             raise ConvertError(f"Cannot write the video {dest} ({reason(e)}).") from None
+        except BaseException:
+            self.abort()
+            raise
 
     def write(self, frames: np.ndarray) -> None:
         for rgb in frames:
@@ -260,7 +263,11 @@ class PngSink(Sink):
     def __init__(self, dest: Path):
         super().__init__(dest)
         self._tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
-        os.chmod(self._tmp, 0o777 & ~_UMASK)
+        try:
+            os.chmod(self._tmp, 0o777 & ~_UMASK)
+        except BaseException:
+            self.abort()
+            raise
         self._count = 0
 
     def write(self, frames: np.ndarray) -> None:
