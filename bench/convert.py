@@ -3,7 +3,9 @@
 ``convert_video`` overlaps decoding, the network and encoding, so it should run at close to the
 speed of the network alone. This bench generates a clip, times the bare network over its frames
 (recurrent, ready-made tensors, same ``downsample_ratio`` and ``seq_chunk``), then times a full
-conversion of the clip to a composition and an alpha video, and prints the ratio.
+conversion of the clip to a composition and an alpha video, and prints the ratio. Both use the
+network the command line converts with (:func:`app.matting.convert.load_converter_model`: the
+optimised copy on the CPU in fp32), so the ratio is the command line's.
 
 Run ``python -m bench.convert [--frames N] [--size WxH ...] [--seq-chunk N ...] [--device D]``.
 """
@@ -17,8 +19,12 @@ from pathlib import Path
 
 import torch
 
-from app.matting.convert import auto_downsample_ratio, convert_video, resolve_device
-from app.matting.weights import load_model
+from app.matting.convert import (
+    auto_downsample_ratio,
+    convert_video,
+    load_converter_model,
+    resolve_device,
+)
 from tests.matting_clips import make_frames, write_video
 
 DEFAULT_SIZES = ((640, 480),)
@@ -90,11 +96,11 @@ def run(
     Returns:
         One row per size and chunk: size, seq_chunk, downsample_ratio, network_fps, convert_fps,
         pipeline_fps (decode and encode alone, with a stand-in for the network), ratio (convert
-        over network), device, precision.
+        over network), network (the module's class name), device, precision.
     """
     dev = resolve_device(device)
     dtype = torch.float16 if precision == "fp16" else torch.float32
-    model = load_model(device=dev, dtype=dtype)
+    model = load_converter_model("mobilenetv3", None, dev, dtype)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
         folder = Path(tmp)
@@ -119,6 +125,7 @@ def run(
                         "convert_fps": round(conv, 2),
                         "pipeline_fps": round(pipe, 2),
                         "ratio": round(conv / net, 3),
+                        "network": type(model).__name__,
                         "device": dev.type,
                         "precision": precision,
                     }
@@ -153,6 +160,7 @@ def format_table(rows: list[dict]) -> str:
     """Formats the rows of :func:`run` as a plain text table."""
     cols = ["size", "seq_chunk", "downsample_ratio", "network_fps", "convert_fps", "ratio"]
     cols.insert(5, "pipeline_fps")
+    cols.append("network")
     cells = [cols] + [[str(r[c]) for c in cols] for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
     return "\n".join(

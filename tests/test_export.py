@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import cv2
@@ -194,6 +195,37 @@ def test_onnx_runtime_equals_eager(
     with torch.inference_mode():
         ref = weights_model(small, downsample_ratio=0.5)
     assert np.abs(pha - ref[1].numpy()).max() <= MAX_ABS
+
+
+def test_onnx_at_ratio_one_refines_like_the_official_file(
+    weights_model: MattingNetwork, exported: dict[str, Path], frames: torch.Tensor
+) -> None:
+    # The ratio is a graph input, so the refiner always runs, as in the official export: ONNX
+    # Runtime at ratio 1 equals the eager network told to refine at full resolution.
+    session = ort.InferenceSession(str(exported["onnx-fp32"]), providers=["CPUExecutionProvider"])
+    refining = copy.deepcopy(weights_model)
+    refining.refine_full_res = True
+    want = _eager(refining, frames, 1.0)
+    plain = _eager(weights_model, frames, 1.0)
+    got = _ort_run(session, frames, 1.0)
+    for out, ref, other in zip(got, want, plain, strict=True):
+        _assert_close([torch.from_numpy(o) for o in out[:2]], ref[:2], MEAN_ABS)
+        # Not a vacuous check: the refiner changes the matte at ratio 1.
+        assert (ref[1] - other[1]).abs().max().item() > 1e-2
+
+
+def test_ort_backend_runs_our_export(
+    weights_model: MattingNetwork, exported: dict[str, Path], frames: torch.Tensor
+) -> None:
+    from app.matting.ort_backend import OrtRunner
+
+    runner = OrtRunner(exported["onnx-fp32"], threads=2)
+    want = _eager(weights_model, frames, 0.5)
+    rec: list[torch.Tensor | None] = [None] * 4
+    for frame, ref in zip(frames, want, strict=True):
+        fgr, pha, rec = runner(frame[None], rec, 0.5)
+        _assert_close([fgr, pha], ref[:2], MEAN_ABS)
+        _assert_close(rec, ref[2:], 1e-5)
 
 
 def test_onnx_fp16_close_to_fp32(exported: dict[str, Path], frames: torch.Tensor) -> None:
