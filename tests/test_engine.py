@@ -9,6 +9,7 @@ from app.matting.engine import (
     EngineError,
     MattingEngine,
     auto_ratio,
+    build_engine,
     pick_device,
     pick_dtype,
     torch_runner,
@@ -51,6 +52,12 @@ def test_precision_choice() -> None:
     assert pick_dtype("auto", torch.device("cuda")) == torch.float16
     with pytest.raises(EngineError, match="fp32"):
         pick_dtype("fp16", cpu)
+
+
+def test_unusable_onnx_file_is_an_engine_error(tmp_path) -> None:
+    missing = tmp_path / "gone.onnx"
+    with pytest.raises(EngineError, match=r"gone\.onnx does not exist"):
+        build_engine(checkpoint=str(missing), device="cpu", backend="onnxruntime")
 
 
 @pytest.fixture

@@ -310,7 +310,7 @@ def _ort_engine(
     variant: str, checkpoint: str | None, dev: torch.device, dtype: torch.dtype, **kwargs: object
 ) -> MattingEngine:
     try:
-        from .ort_backend import OrtRunner
+        from .ort_backend import OrtBackendError, OrtRunner
     except ImportError as exc:
         raise EngineError(
             "The onnxruntime backend needs the onnxruntime package: pip install onnxruntime."
@@ -322,5 +322,8 @@ def _ort_engine(
     from .weights import fetch_onnx
 
     path = checkpoint if checkpoint and str(checkpoint).endswith(".onnx") else fetch_onnx()
-    runner = OrtRunner(str(path), device=dev.type)
+    try:
+        runner = OrtRunner(str(path), device=str(dev))
+    except OrtBackendError as exc:
+        raise EngineError(str(exc)) from None
     return MattingEngine(runner, dev, dtype, name=runner.name, **kwargs)
