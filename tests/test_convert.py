@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -423,3 +424,41 @@ def test_cli_runs_as_a_module(small_clip: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pha.mp4"]
+
+
+def test_sigterm_midway_deletes_unfinished_outputs(tmp_path: Path) -> None:
+    frames = make_frames(240, 360, 480)
+    source = write_video(tmp_path / "long.mp4", frames, 24)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.matting.convert",
+            "--device",
+            "cpu",
+            "--input-source",
+            str(source),
+            "--output-type",
+            "video",
+            "--output-composition",
+            str(out / "com.mp4"),
+            "--output-alpha",
+            str(out / "pha.mp4"),
+            "--disable-progress",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(out.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the conversion is still running"
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "deleted" in err
+    assert list(out.iterdir()) == [], "no unfinished file left"

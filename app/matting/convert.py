@@ -18,6 +18,7 @@ import argparse
 import math
 import os
 import queue
+import signal
 import sys
 import threading
 import warnings
@@ -520,11 +521,29 @@ def load_converter_model(
     return model
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Runs the conversion command line; returns the exit status."""
+    """Runs the conversion command line; returns the exit status.
+
+    SIGTERM ends a conversion as Ctrl-C does: unfinished outputs are deleted.
+    """
+    args = _parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     from app.matting.weights import WeightsError
 
-    args = _parser().parse_args(argv)
     try:
         _check_request(
             args.input_source,
