@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QImage
 from app.capture import CameraInfo, SyntheticSource
 from app.output.recorder import Recorder
 from app.output.virtualcam import guidance
-from app.pipeline import FramePacket
+from app.pipeline import FramePacket, Stats
 from app.settings import Background, Settings
 from app.ui.app import startup_settings
 from app.ui.backgrounds_panel import BackgroundsPanel, bundled_backgrounds
@@ -22,9 +22,11 @@ from app.ui.frames import FrameMailbox, compose_view
 from app.ui.main_window import ASSETS
 from app.ui.output_panel import OutputBar
 from app.ui.preview import PreviewWidget, fit_rect
+from app.ui.stats_bar import FIELDS, StatsBar
 from app.ui.store import Store, open_qsettings
 from app.ui.thumbnails import Io
 from app.ui.widgets import BannerArea
+from app.ui.wording import for_window
 from tests.ui_fixtures import *  # noqa: F403 - fixtures
 from tests.ui_fixtures import flush_qt
 
@@ -297,7 +299,65 @@ def test_banners_can_be_read_and_dismissed(qt_app, qt_guard) -> None:
     assert area.texts() == ["Slow.", "Recording saved."]
     area.banners()[0].dismiss()
     assert area.texts() == ["Recording saved."]
+
+    # News about one thing replaces itself instead of piling up, and goes with its key.
+    area.show_message("warning", "Camera lost; trying again in 1 s.", key="source")
+    area.show_message("warning", "Camera lost; trying again in 2 s.", key="source")
+    assert area.texts() == ["Recording saved.", "Camera lost; trying again in 2 s."]
+    assert area.dismiss_key("source") and not area.dismiss_key("source")
+    assert area.texts() == ["Recording saved."]
     area.deleteLater()
+    flush_qt()
+
+
+def test_command_line_advice_is_reworded_for_the_window() -> None:
+    assert for_window(
+        "No camera at index 0. Connect a camera, pick another with --source N, "
+        "or use a video file: --source FILE."
+    ) == (
+        "No camera at index 0. Connect a camera, pick another camera in Source, "
+        "or open a video file in Source."
+    )
+    assert "--" not in for_window(
+        "CUDA was asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto."
+    )
+    assert for_window("fp16 needs a GPU; on the CPU use --precision fp32 or auto.") == (
+        "fp16 needs a GPU; on the CPU choose FP32 or Automatic as the precision in Quality."
+    )
+    assert for_window("weights; use --variant resnet50.").endswith("network in Quality.")
+    assert for_window("Recording saved: a.mp4.") == "Recording saved: a.mp4."
+
+
+def test_stats_bar_wraps_instead_of_cutting_values_off(qt_app, qt_guard) -> None:
+    bar = StatsBar()
+    bar.resize(1400, 30)
+    bar.show()
+    stats = Stats(
+        capture_fps=29.9,
+        matting_fps=10.6,
+        output_fps=13.6,
+        latency_ms_p50=118,
+        latency_ms_p95=289,
+        device="cuda",
+        precision="fp16",
+        internal_resolution="1920x1080",
+        source_state="reconnecting",
+    )
+    bar.show_stats(stats)
+    flush_qt()
+    assert bar.columns == len(FIELDS)
+    assert bar.minimumSizeHint().width() < 400  # It never forces the window wider.
+    for width in (870, 420):
+        bar.resize(width, 30)
+        flush_qt()
+        assert bar.columns < len(FIELDS)
+        for key, value in bar.values.items():
+            assert value.width() >= value.sizeHint().width(), (width, key)
+            assert value.mapTo(bar, value.rect().bottomRight()).x() <= width, (width, key)
+    bar.set_source_detail("Desk camera: 1280x720 at 30 fps.")
+    assert bar.values["state"].toolTip() == "Desk camera: 1280x720 at 30 fps."
+    bar.close()
+    bar.deleteLater()
     flush_qt()
 
 

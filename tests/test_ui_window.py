@@ -14,6 +14,8 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QColor, QDropEvent, QImage
 
 from app.capture import SyntheticSource
+from app.capture.base import SourceError, SourceLost
+from app.capture.registry import register_source
 from app.matting import weights
 from app.output.recorder import Recorder
 from app.output.virtualcam import guidance
@@ -139,6 +141,7 @@ def test_thumbnails_shortcuts_and_drops_switch_the_background(open_window, qtbot
     assert window.help_dialog is not None and window.help_dialog.isVisible()
     assert ("B", "Background on / off") in window.help_dialog.texts()
     assert "(V)" in window.output_bar.vcam_switch.toolTip()
+    assert "Next: N or PgDown" in window.backgrounds.item(hills).toolTip()  # Over a thumbnail.
     wait_frames(qtbot, window, 2)
 
 
@@ -215,6 +218,7 @@ def test_no_camera_is_said_plainly_and_a_video_file_recovers(
     window = open_window(make_settings(source="/dev/video63"))
     qtbot.waitUntil(lambda: window.banners.texts() != [], timeout=30_000)
     assert "/dev/video63" in window.banners.texts()[0]
+    assert "--source" not in window.banners.texts()[0]  # The window's words, not the flags.
     assert window.pipeline is None
     qtbot.waitUntil(lambda: window.source_panel.no_camera.isVisible(), timeout=10_000)
     assert "No camera found" in window.source_panel.no_camera.text()
@@ -287,7 +291,78 @@ def test_a_variant_whose_weights_cannot_be_fetched_is_refused(open_window, qtbot
     assert any("resnet50" in text for text in window.banners.texts())
     assert combo.currentData() == "mobilenetv3"
     assert window.pipeline.settings.variant == "mobilenetv3"
+    # The refused variant is not remembered either: the next start would fail on it again.
+    assert window.store.load_settings(Settings())[0].variant == "mobilenetv3"
     wait_frames(qtbot, window, 2)
+
+
+def test_a_precision_that_cannot_run_here_is_refused_and_a_reload_ends(open_window, qtbot) -> None:
+    window = open_window()
+    wait_frames(qtbot, window, 2)
+    combo = window.quality_panel.precision_combo
+
+    def choose(precision: str) -> None:
+        combo.setCurrentIndex(combo.findData(precision))
+        combo.activated.emit(combo.currentIndex())
+
+    choose("fp16")  # On the CPU the engine refuses half precision.
+    qtbot.waitUntil(lambda: any("fp16" in t for t in window.banners.texts()), timeout=10_000)
+    qtbot.waitUntil(lambda: window.settings.precision == "auto", timeout=10_000)
+    assert not any("--precision" in t for t in window.banners.texts())
+    assert combo.currentData() == "auto"
+    assert window.store.load_settings(Settings())[0].precision == "auto"
+
+    choose("fp32")  # The network is loaded again; the progress row goes when it is ready.
+    qtbot.waitUntil(lambda: window.pipeline.settings.precision == "fp32", timeout=10_000)
+    qtbot.waitUntil(
+        lambda: any("Network ready" in t for t in window.banners.texts()), timeout=30_000
+    )
+    assert not window.progress.isVisible()
+    wait_frames(qtbot, window, 2)
+
+
+class _Unplugged:
+    """Switch for :class:`FlakyCamera`."""
+
+    lost = threading.Event()
+
+
+@register_source("uiflaky")
+class FlakyCamera(SyntheticSource):
+    """A live source (like a camera) that can be unplugged and plugged in again."""
+
+    is_live = True
+
+    @classmethod
+    def from_spec(cls, target: str, **kwargs: object) -> FlakyCamera:
+        return cls(resolution=(320, 240), fps=15)
+
+    def _open(self) -> None:
+        if _Unplugged.lost.is_set():
+            raise SourceError("The camera is unplugged.")
+        super()._open()
+
+    def _read(self) -> np.ndarray | None:
+        if _Unplugged.lost.is_set():
+            raise SourceLost("unplugged")
+        return super()._read()
+
+
+def test_a_lost_camera_is_one_message_that_goes_when_it_is_back(open_window, qtbot) -> None:
+    _Unplugged.lost.clear()
+    window = open_window(make_settings(source="uiflaky:"))
+    wait_frames(qtbot, window, 2)
+
+    def lost_banners() -> list[str]:
+        return [t for t in window.banners.texts() if "stopped delivering" in t]
+
+    _Unplugged.lost.set()
+    qtbot.waitUntil(lambda: "trying again in 1 s" in "".join(lost_banners()), timeout=20_000)
+    assert len(lost_banners()) == 1  # Each retry replaces the message.
+    _Unplugged.lost.clear()
+    qtbot.waitUntil(lambda: "The camera is back." in window.banners.texts(), timeout=20_000)
+    assert lost_banners() == []
+    wait_frames(qtbot, window, 3)
 
 
 def test_closing_stops_every_thread(open_window, qtbot) -> None:

@@ -6,14 +6,15 @@ on it with a throw-away settings folder, let the window save a picture of itself
 preview frames were shown (``MATTECAM_SCREENSHOT``), and stop the display again.
 
 The video is ``$MATTECAM_DEMO_VIDEO`` when set, else the doctor clip from the shared footage beside
-the project when it exists, else the synthetic test picture. Unless other ``main.py`` options are
-given after ``--``, the app runs with ``--sync exact`` so that every frame in the picture carries
-its own matte even on a CPU too slow for the camera's rate (in ``smooth`` mode such a CPU pairs
-frames with older mattes, which shows as a fringe beside a moving person).
+the project when it exists, else the synthetic test picture. The app runs with its own defaults
+(``--sync smooth``: every camera frame goes out with the newest matte), so the picture and its
+statistics show what a user gets; give other ``main.py`` options after ``--`` (``--sync exact``
+pairs every frame with its own matte, at the matting rate). The picture is taken after
+``--frames`` preview frames, late enough that the statistics no longer show the start-up.
 
 Usage::
 
-    python tools/screenshot.py [--out docs/screenshot.png] [--background office] [--frames 45]
+    python tools/screenshot.py [--out docs/screenshot.png] [--background office] [--frames 240]
         [-- MAIN.PY OPTIONS]
 """
 
@@ -158,12 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--background", default="office", help="a bundled background (file name without .jpg)"
     )
-    parser.add_argument("--frames", type=int, default=45, help="preview frames before the shot")
-    parser.add_argument(
-        "app_args", nargs="*", help="main.py options after -- (default: --sync exact)"
-    )
+    parser.add_argument("--frames", type=int, default=240, help="preview frames before the shot")
+    parser.add_argument("app_args", nargs="*", help="more main.py options, after --")
     args = parser.parse_args(argv)
-    app_args = args.app_args or ["--sync", "exact"]
+    app_args = list(args.app_args)
 
     background = ROOT / "assets" / "backgrounds" / f"{args.background}.jpg"
     if not background.is_file():

@@ -211,6 +211,7 @@ class BackgroundsPanel(QWidget):
         self._color = current.color if current.kind == "color" else (30, 90, 160)
         self._pending_select: str | None = None
         self._thumbs_ready: set[str] = set()
+        self._hint = ""
         #: Asks the user for a colour; returns None when cancelled (replaceable for tests).
         self.ask_color: Callable[[QColor], QColor | None] = self._ask_color
         #: Asks the user for files to add (replaceable for tests).
@@ -277,7 +278,7 @@ class BackgroundsPanel(QWidget):
     def _add_item(self, choice: Choice, icon: QIcon) -> QListWidgetItem:
         item = QListWidgetItem(icon, choice.label)
         item.setData(KEY_ROLE, choice)
-        item.setToolTip(choice.key if choice.is_file else choice.label)
+        item.setToolTip(self._tooltip(choice))
         item.setSizeHint(self.grid.gridSize() - QSize(4, 4))
         self.grid.addItem(item)
         self._items[choice.key] = item
@@ -290,6 +291,17 @@ class BackgroundsPanel(QWidget):
         item = self._add_item(Choice(key, label, user), _placeholder_icon("Loading…"))
         self._io.request_thumbnail(key)
         return item
+
+    def _tooltip(self, choice: Choice) -> str:
+        text = choice.key if choice.is_file else choice.label
+        return f"{text}\n{self._hint}" if self._hint else text
+
+    def set_hint(self, hint: str) -> None:
+        """Adds a line (the keyboard shortcuts) to the tooltip of every thumbnail and the grid."""
+        self._hint = hint
+        self.grid.setToolTip(hint)
+        for item in self._items.values():
+            item.setToolTip(self._tooltip(item.data(KEY_ROLE)))
 
     def choices(self) -> list[Choice]:
         """Every thumbnail, in grid order."""

@@ -31,16 +31,19 @@ from app.ui.preview import PreviewWidget
 from app.ui.shortcuts import BY_ACTION, SHORTCUTS, HelpDialog, hint
 from app.ui.snapshot import Snapshot
 from app.ui.stats_bar import StatsBar
-from app.ui.store import Store
+from app.ui.store import PERSISTED_FIELDS, Store
 from app.ui.thumbnails import Io
 from app.ui.view_bar import VIEW_KEYS, ViewBar
 from app.ui.widgets import BannerArea, ProgressRow
+from app.ui.wording import for_window
 from app.ui.workers import PipelineWorker, start_thread, stop_thread
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 STATS_INTERVAL_MS = 500
+#: Key of the banner about a lost camera (one banner, replaced while it reconnects).
+SOURCE_BANNER = "source"
 SHUTDOWN_TIMEOUT_MS = 15_000
 
 
@@ -169,7 +172,7 @@ class MainWindow(QMainWindow):
         self.backgrounds.background_chosen.connect(self._on_background_chosen)
         self.backgrounds.user_files_changed.connect(self._store.set_user_backgrounds)
         self.backgrounds.problem.connect(lambda text: self.banners.show_message("error", text))
-        self.backgrounds.grid.setToolTip(
+        self.backgrounds.set_hint(
             f"Click a background to use it. Next: {BY_ACTION['next_background'].label}; "
             f"previous: {BY_ACTION['previous_background'].label}; "
             f"on / off: {BY_ACTION['toggle_background'].label}."
@@ -361,7 +364,7 @@ class MainWindow(QMainWindow):
 
     def _on_failed(self, message: str) -> None:
         self.progress.done()
-        self.banners.show_message("error", message)
+        self.banners.show_message("error", for_window(message))
         if self._pipeline is not None:
             return
         self.stats_bar.clear()
@@ -378,17 +381,40 @@ class MainWindow(QMainWindow):
             self.preview.set_action("Open video file…", self.source_panel.open_file)
         self.preview.clear(message)
 
-    def _on_reverted(self, settings: Settings) -> None:
-        self._settings = settings
+    def _on_reverted(self, fields: dict) -> None:
+        """The worker refused a change: show and remember the values that stay in force."""
+        try:
+            self._settings = self._settings.replace(**fields)
+        except SettingsError:
+            log.exception("The worker put back settings that are not valid")
+            return
+        self._store.save_settings(self._settings, [f for f in fields if f in PERSISTED_FIELDS])
         self._sync_panels()
+
+    def _source_state(self) -> str:
+        """The capture state of the running pipeline (``running``, ``reconnecting``…), or ''."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return ""
+        try:
+            return str(getattr(pipeline.stats(), "source_state", "") or "")
+        except Exception:
+            log.exception("Reading the statistics failed")
+            return ""
 
     def _on_event(self, event: object) -> None:
         kind, message = getattr(event, "kind", "info"), getattr(event, "message", str(event))
+        message = for_window(str(message))
         if kind == "progress":
             self.progress.set_progress(message, getattr(event, "fraction", None))
             fraction = getattr(event, "fraction", None)
             if fraction is not None and fraction >= 1.0:
                 self.progress.done()
+            return
+        if kind in ("info", "error") and self._pipeline is not None:
+            self.progress.done()  # The step a progress event announced is over (or failed).
+        if kind == "warning" and self._source_state() == "reconnecting":
+            self.banners.show_message("warning", message, key=SOURCE_BANNER)
         elif kind in ("error", "warning"):
             self.banners.show_message(kind, message)
             recording = self.output_bar.recording
@@ -398,7 +424,7 @@ class MainWindow(QMainWindow):
         elif kind == "info":
             self.banners.show_message("info", message, timeout_ms=6000)
         else:
-            self.statusBar().showMessage(message, 5000)
+            self.stats_bar.set_source_detail(message)
 
     def _on_frame(self) -> None:
         frame = self.mailbox.take()
@@ -422,6 +448,10 @@ class MainWindow(QMainWindow):
             log.exception("Reading the statistics failed")
             return
         self.stats_bar.show_stats(stats)
+        if getattr(stats, "source_state", "") == "running" and self.banners.dismiss_key(
+            SOURCE_BANNER
+        ):
+            self.banners.show_message("info", "The camera is back.", timeout_ms=4000)
         state = str(getattr(stats, "vcam", "off"))
         if state == "unavailable" and self._settings.virtual_cam:
             self.output_bar.show_unavailable()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QLayout, QWidget
 
 FIELDS = (
     ("capture", "Capture"),
@@ -14,6 +16,8 @@ FIELDS = (
     ("state", "Source"),
 )
 EMPTY = "–"
+COLUMN_GAP = 18  # pixels between two fields
+CELL_SPACING = 6  # pixels between a field's name and its value
 #: Text as wide as a field usually gets, so the bar does not jump as numbers change.
 WIDEST = {
     "capture": "30.0 fps",
@@ -38,31 +42,101 @@ def format_stats(stats: object) -> dict[str, str]:
 
 
 class StatsBar(QFrame):
-    """Capture / matting / output fps, latency, device, precision and internal resolution."""
+    """Capture / matting / output fps, latency, device, precision and internal resolution.
+
+    The fields sit in one row; when the window is too narrow for that, they wrap into more rows
+    instead of being cut off.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("statsBar")
         self.values: dict[str, QLabel] = {}
-        row = QHBoxLayout(self)
-        row.setContentsMargins(10, 4, 10, 4)
-        row.setSpacing(6)
+        self._names: dict[str, QLabel] = {}
+        self._cells: list[QWidget] = []
         for key, title in FIELDS:
             name = QLabel(title)
             name.setObjectName("statName")
             value = QLabel(EMPTY)
             value.setObjectName("statValue")
-            value.setMinimumWidth(value.fontMetrics().horizontalAdvance(WIDEST.get(key, "")))
-            self.values[key] = value
+            bold = QFont(value.font())
+            bold.setWeight(QFont.Weight.DemiBold)  # As the style sheet draws values.
+            value.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(WIDEST.get(key, "")) + 2)
+            cell = QWidget()
+            row = QHBoxLayout(cell)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.setSpacing(CELL_SPACING)
             row.addWidget(name)
             row.addWidget(value)
-            row.addSpacing(12)
-        row.addStretch(1)
+            self.values[key] = value
+            self._names[key] = name
+            self._cells.append(cell)
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(10, 4, 10, 4)
+        self._grid.setHorizontalSpacing(COLUMN_GAP)
+        self._grid.setVerticalSpacing(2)
+        self._grid.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
+        self._columns = 0
+        self._arrange(len(self._cells))
+
+    @property
+    def columns(self) -> int:
+        """How many fields share a row now."""
+        return self._columns
+
+    def _arrange(self, columns: int) -> None:
+        if columns == self._columns:
+            return
+        for cell in self._cells:
+            self._grid.removeWidget(cell)
+        for column in range(self._grid.columnCount()):
+            self._grid.setColumnStretch(column, 0)
+        for i, cell in enumerate(self._cells):
+            self._grid.addWidget(cell, i // columns, i % columns, Qt.AlignmentFlag.AlignLeft)
+        self._grid.setColumnStretch(columns, 1)
+        self._columns = columns
+        self.updateGeometry()
+
+    def _columns_for(self, width: int) -> int:
+        """The most fields per row that fit in ``width`` pixels."""
+        margins = self._grid.contentsMargins()
+        room = width - margins.left() - margins.right()
+        widths = self._cell_widths()
+        for columns in range(len(widths), 1, -1):
+            needed = sum(max(widths[c::columns]) for c in range(columns))
+            if needed + COLUMN_GAP * (columns - 1) <= room:
+                return columns
+        return 1
+
+    def _cell_widths(self) -> list[int]:
+        """The width each field needs for its current text (the labels know it at once; the
+        cells' layouts only after the next event loop pass)."""
+        widths = []
+        for key, _title in FIELDS:
+            value = self.values[key]
+            value_width = max(value.sizeHint().width(), value.minimumWidth())
+            widths.append(self._names[key].sizeHint().width() + CELL_SPACING + value_width)
+        return widths
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        self._arrange(self._columns_for(event.size().width()))
+        super().resizeEvent(event)
+
+    def minimumSizeHint(self) -> QSize:
+        margins = self._grid.contentsMargins()
+        width = max(self._cell_widths())
+        return QSize(width + margins.left() + margins.right(), super().minimumSizeHint().height())
 
     def show_stats(self, stats: object) -> None:
         """Shows the newest statistics."""
         for key, text in format_stats(stats).items():
             self.values[key].setText(text)
+        self._arrange(self._columns_for(self.width()))
+
+    def set_source_detail(self, message: str) -> None:
+        """Tells what the source last reported (its format, its end), on the Source field."""
+        for label in (self._names["state"], self.values["state"]):
+            label.setToolTip(message)
 
     def clear(self) -> None:
         """Shows dashes (no pipeline running)."""

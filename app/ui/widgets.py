@@ -57,11 +57,15 @@ class Banner(QFrame):
 
     dismissed = Signal()
 
-    def __init__(self, level: str, text: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, level: str, text: str, parent: QWidget | None = None, key: str | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("banner")
         self.setProperty("level", level)
         self.level = level
+        #: Messages with the same key replace each other (None: none).
+        self.key = key
         self.label = QLabel(text)
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -78,6 +82,15 @@ class Banner(QFrame):
     def text(self) -> str:
         """The message."""
         return self.label.text()
+
+    def set_text(self, level: str, text: str) -> None:
+        """Replaces the message (and its level) in place."""
+        if level != self.level:
+            self.level = level
+            self.setProperty("level", level)
+            self.style().unpolish(self)
+            self.style().polish(self)
+        self.label.setText(text)
 
     def dismiss(self) -> None:
         """Removes the banner."""
@@ -110,18 +123,23 @@ class BannerArea(QWidget):
         """The messages on show, oldest first."""
         return [b.text for b in self._banners]
 
-    def show_message(self, level: str, text: str, timeout_ms: int | None = None) -> Banner:
+    def show_message(
+        self, level: str, text: str, timeout_ms: int | None = None, key: str | None = None
+    ) -> Banner:
         """Shows a message.
 
         Args:
             level: ``error``, ``warning`` or ``info``.
             text: one or two sentences.
             timeout_ms: dismiss it by itself after this long; None keeps it until dismissed.
+            key: a message with the same key that is on show is replaced by this one (news about
+                one thing, such as a lost camera, stays one banner).
         """
         for banner in self._banners:
-            if banner.text == text:
+            if banner.text == text or (key is not None and banner.key == key):
+                banner.set_text(level, text)
                 return banner
-        banner = Banner(level, text, self)
+        banner = Banner(level, text, self, key=key)
         banner.dismissed.connect(lambda b=banner: self._forget(b))
         self._banners.append(banner)
         self._layout.addWidget(banner)
@@ -131,6 +149,13 @@ class BannerArea(QWidget):
             QTimer.singleShot(timeout_ms, banner, banner.dismiss)
         self.show()
         return banner
+
+    def dismiss_key(self, key: str) -> bool:
+        """Dismisses the banner shown with ``key``; True when there was one."""
+        found = [b for b in self._banners if b.key == key]
+        for banner in found:
+            banner.dismiss()
+        return bool(found)
 
     def clear(self) -> None:
         """Dismisses every banner."""

@@ -64,6 +64,17 @@ def _message(exc: BaseException) -> str:
     return text or f"Something went wrong ({type(exc).__name__})."
 
 
+def _hardware_problem(settings: Settings) -> str | None:
+    """Why the device and precision of ``settings`` cannot run here, or None when they can."""
+    from app.matting.engine import EngineError, pick_device, pick_dtype
+
+    try:
+        pick_dtype(settings.precision, pick_device(settings.device))
+    except EngineError as e:
+        return _message(e)
+    return None
+
+
 class PipelineWorker(QObject):
     """Owns the pipeline; lives on its own QThread, so the UI never waits for it.
 
@@ -78,9 +89,9 @@ class PipelineWorker(QObject):
 
     progress = Signal(str, float)  # message, fraction (-1 when unknown)
     started = Signal(object)  # the running Pipeline
-    failed = Signal(str)  # the pipeline could not start; one sentence
+    failed = Signal(str)  # the pipeline could not start, or a change was refused; one sentence
     event = Signal(object)  # an app.pipeline.Event from the pipeline's threads
-    reverted = Signal(object)  # the Settings actually applied when a change was refused
+    reverted = Signal(object)  # {field: value} put back when a change was refused
     stopped = Signal()
 
     def __init__(
@@ -164,14 +175,26 @@ class PipelineWorker(QObject):
         if pipeline is None:
             self._start(settings)
             return
-        if settings.variant != pipeline.settings.variant and not self._weights(settings):
-            settings = settings.replace(variant=pipeline.settings.variant)
-            self.reverted.emit(settings)
+        current = pipeline.settings
+        if settings.variant != current.variant and not self._weights(settings):
+            settings = self._revert(settings, current, ("variant",))
+        hardware = ("device", "precision")
+        if any(getattr(settings, f) != getattr(current, f) for f in hardware):
+            problem = _hardware_problem(settings)
+            if problem is not None:
+                self.failed.emit(problem)
+                settings = self._revert(settings, current, hardware)
         try:
             pipeline.update(settings)
         except Exception as e:
             log.exception("Applying settings failed")
             self.failed.emit(_message(e))
+
+    def _revert(self, settings: Settings, current: Settings, fields: tuple[str, ...]) -> Settings:
+        """``settings`` with ``fields`` put back to the running ones; tells the window."""
+        back = {f: getattr(current, f) for f in fields}
+        self.reverted.emit(back)
+        return settings.replace(**back)
 
     @Slot()
     def reset_state(self) -> None:
