@@ -125,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--hold-fps",
         dest="hold_fps",
-        action="store_true",
-        help="lower the internal resolution when matting cannot keep up",
+        action=argparse.BooleanOptionalAction,
+        help="lower the internal resolution when matting cannot keep up (default: on)",
     )
     add("--headless", action="store_true", help="run without a window")
     add("--output", help="record to a .mp4/.mkv/.mov file or a folder of PNG frames")

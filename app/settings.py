@@ -163,7 +163,8 @@ class Settings:
         full_body: with an automatic ratio, use the full-body column of the ratio table.
         sync: ``smooth`` (every camera frame goes out, with the newest matte) or ``exact`` (only
             frames whose own matte is ready go out).
-        hold_fps: lower the internal resolution when matting cannot keep up with the camera.
+        hold_fps: lower the internal resolution when matting cannot keep up with the camera (on by
+            default: a matte that trails the camera by a fraction of a second shows as a halo).
         virtual_cam: send frames to the virtual camera.
         vcam_device: virtual camera device (e.g. /dev/video10); None lets the backend choose.
         output: record to this file (.mp4) or folder (PNG sequence).
@@ -188,7 +189,7 @@ class Settings:
     downsample_ratio: float | None = None
     full_body: bool = False
     sync: str = "smooth"
-    hold_fps: bool = False
+    hold_fps: bool = True
     virtual_cam: bool = False
     vcam_device: str | None = None
     output: str | None = None

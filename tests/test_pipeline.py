@@ -466,3 +466,11 @@ def test_another_mode_of_the_same_camera_is_applied_live(no_leftover_threads) ->
     errors = [e.message for e in events if e.kind == "error"]
     assert len(errors) == 1 and "32x32" in errors[0]
     assert OneOpenCamera.holders == 0
+
+
+def test_holding_the_frame_rate_is_on_unless_switched_off() -> None:
+    from app.cli import parse_settings
+
+    assert parse_settings([])[0].hold_fps
+    settings, given, _ = parse_settings(["--no-hold-fps"])
+    assert not settings.hold_fps and "hold_fps" in given

@@ -49,7 +49,7 @@ def test_store_restores_what_was_saved_except_overrides(store, settings_dir, tmp
         variant="resnet50",
         downsample_ratio=0.5,
         full_body=True,
-        hold_fps=True,
+        hold_fps=False,
         sync="exact",
         virtual_cam=True,
     )
@@ -251,7 +251,7 @@ def test_source_panel_says_when_there_is_no_camera(qt_app, qt_guard) -> None:
 
 
 def test_quality_panel_emits_valid_settings(qt_app, qt_guard) -> None:
-    panel = QualityPanel(Settings())
+    panel = QualityPanel(Settings(hold_fps=False))
     changes: list[dict] = []
     panel.changed.connect(changes.append)
     assert not panel.ratio_slider.isEnabled()
