@@ -10,6 +10,7 @@ import torch
 
 from app.matting.engine import torch_runner
 from app.matting.model import MattingNetwork
+from app.matting.model.network import downsample
 from app.matting.onnx_import import OnnxImportError, state_dict_from_onnx
 from tests.clips import make_clip, to_tensor_batch
 from tests.parity import assert_matches_official
@@ -55,6 +56,28 @@ def test_state_shapes_follow_downsampled_size(variant: str, size: tuple[int, int
     assert float(pha.min()) >= 0 and float(pha.max()) <= 1
 
 
+@pytest.mark.parametrize(
+    ("shape", "ratio"),
+    [((1, 3, 720, 1280), 0.375), ((2, 3, 175, 231), 0.3), ((1, 3, 1080, 1920), 0.25)],
+)
+def test_downsampling_samples_at_exact_positions(shape: tuple[int, ...], ratio: float) -> None:
+    # The reference: PyTorch's own kernel in float64, where the sample positions are exact.
+    # In float32 that kernel is off by up to 8e-5 at 1280x720@0.375.
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(2))
+    ref = torch.nn.functional.interpolate(
+        x.double(),
+        scale_factor=ratio,
+        mode="bilinear",
+        align_corners=False,
+        recompute_scale_factor=False,
+    )
+    got = downsample(x, ratio)
+    assert got.dtype == torch.float32
+    assert got.shape == (*shape[:2], int(shape[2] * ratio), int(shape[3] * ratio)) == ref.shape
+    assert float((got.double() - ref).abs().max()) < 5e-7
+    assert downsample(x, 1.0) is x
+
+
 def test_chunk_of_frames_equals_single_steps(weights_model: MattingNetwork) -> None:
     clip = torch.from_numpy(make_clip(6, 144, 176, seed=3)).permute(0, 3, 1, 2).float() / 255
     with torch.inference_mode():
@@ -88,16 +111,30 @@ def test_recurrent_state_changes_the_output(weights_model: MattingNetwork) -> No
     assert float((pha - fresh).abs().max()) > 1e-3
 
 
-@pytest.mark.parametrize("variant", ["mobilenetv3", "resnet50"])
-def test_scriptable(variant: str) -> None:
-    net = MattingNetwork(variant, refiner="fast_guided_filter").eval()
+@pytest.mark.parametrize(
+    ("variant", "refiner"),
+    [
+        ("mobilenetv3", "deep_guided_filter"),
+        ("mobilenetv3", "fast_guided_filter"),
+        ("resnet50", "deep_guided_filter"),
+    ],
+)
+def test_scriptable(variant: str, refiner: str) -> None:
+    net = MattingNetwork(variant, refiner=refiner).eval()
     scripted = torch.jit.script(net)
-    src = torch.rand(1, 2, 3, 96, 128)
+    clip = torch.rand(1, 2, 3, 96, 128)
     with torch.inference_mode():
         for a, b in zip(
-            net(src, downsample_ratio=0.5), scripted(src, downsample_ratio=0.5), strict=True
+            net(clip, downsample_ratio=0.5), scripted(clip, downsample_ratio=0.5), strict=True
         ):
             assert torch.allclose(a, b, atol=1e-6)
+        # Single frames at full resolution, the state fed back from the scripted network.
+        rec: list[torch.Tensor | None] = [None] * 4
+        for t in range(2):
+            fgr, pha, *rec_ref = net(clip[:, t], *rec)
+            fgr_s, pha_s, *rec = scripted(clip[:, t], *rec)
+            for a, b in zip([fgr, pha, *rec_ref], [fgr_s, pha_s, *rec], strict=True):
+                assert torch.allclose(a, b, atol=1e-6)
 
 
 def test_unknown_variant_and_refiner_are_refused() -> None:

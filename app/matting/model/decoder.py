@@ -24,6 +24,7 @@ class ConvGRU(nn.Module):
         self.hh = nn.Sequential(nn.Conv2d(channels * 2, channels, kernel, padding=pad), nn.Tanh())
 
     def step(self, x: Tensor, h: Tensor) -> Tensor:
+        """One GRU update of state ``h`` by input ``x`` (both ``[B, C, h, w]``); returns ``h'``."""
         r, z = self.ih(torch.cat([x, h], dim=1)).split(self.channels, dim=1)
         c = self.hh(torch.cat([x, r * h], dim=1))
         return (1 - z) * h + z * c
@@ -61,6 +62,7 @@ class BottleneckBlock(nn.Module):
         self.gru = ConvGRU(self.half)
 
     def forward(self, x: Tensor, r: Tensor | None, t: int) -> tuple[Tensor, Tensor]:
+        """Returns ``x`` with its second half run through the GRU, and the new state."""
         a, b = x.split(self.half, dim=1)
         b, r = self.gru(b, r, t)
         return torch.cat([a, b], dim=1), r
@@ -78,6 +80,7 @@ class UpsamplingBlock(nn.Module):
     def forward(
         self, x: Tensor, f: Tensor, s: Tensor, r: Tensor | None, t: int
     ) -> tuple[Tensor, Tensor]:
+        """Decodes ``x`` one scale up with skip ``f`` and image ``s``; returns it and the state."""
         x = _up2(x)[:, :, : s.shape[2], : s.shape[3]]
         x = self.conv(torch.cat([x, f, s], dim=1))
         a, b = x.split(self.half, dim=1)
@@ -93,6 +96,7 @@ class OutputBlock(nn.Module):
         self.conv = nn.Sequential(*_conv_bn_relu(cin + csrc, cout), *_conv_bn_relu(cout, cout))
 
     def forward(self, x: Tensor, s: Tensor) -> Tensor:
+        """Returns the hidden map at the size of image ``s``."""
         x = _up2(x)[:, :, : s.shape[2], : s.shape[3]]
         return self.conv(torch.cat([x, s], dim=1))
 
@@ -128,6 +132,20 @@ class RecurrentDecoder(nn.Module):
         r4: Tensor | None,
         t: int,
     ) -> list[Tensor]:
+        """Returns ``[hid, r1, r2, r3, r4]``: the 16-channel hidden map and the new state.
+
+        Args:
+            s0: the (downsampled) image, ``[B*T, 3, h, w]``.
+            f1: encoder features at 1/2 of ``s0``.
+            f2: encoder features at 1/4.
+            f3: encoder features at 1/8.
+            f4: LR-ASPP output at 1/16.
+            r1: recurrent state at 1/2 (None at the start, as are the others).
+            r2: recurrent state at 1/4.
+            r3: recurrent state at 1/8.
+            r4: recurrent state at 1/16.
+            t: frames per clip in the flattened batch.
+        """
         s1 = self.avgpool(s0)
         s2 = self.avgpool(s1)
         s3 = self.avgpool(s2)

@@ -18,4 +18,5 @@ class LRASPP(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """Returns the gated projection of ``x`` (``[N, cin, h, w]`` -> ``[N, cout, h, w]``)."""
         return self.aspp1(x) * self.aspp2(x)

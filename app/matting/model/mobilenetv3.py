@@ -73,6 +73,7 @@ class SqueezeExcite(nn.Module):
         self.gate = nn.Hardsigmoid()
 
     def forward(self, x: Tensor) -> Tensor:
+        """Returns ``x`` scaled per channel by its attention gate."""
         s = nn.functional.adaptive_avg_pool2d(x, 1)
         return x * self.gate(self.fc2(self.relu(self.fc1(s))))
 
@@ -114,6 +115,7 @@ class InvertedResidual(nn.Module):
         self.block = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Runs the block, adding ``x`` back when the shape is kept."""
         y = self.block(x)
         return x + y if self.use_residual else y
 
@@ -133,6 +135,7 @@ class MobileNetV3LargeEncoder(nn.Module):
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: Tensor) -> list[Tensor]:
+        """Returns ``[f1, f2, f3, f4]`` for an RGB batch ``[N, 3, H, W]`` in 0..1."""
         x = (x - self.mean) / self.std
         feats: list[Tensor] = []
         for i, layer in enumerate(self.features):

@@ -29,14 +29,28 @@ class GuidedFilterRefiner(nn.Module):
     """
 
     def box(self, x: Tensor) -> Tensor:
+        """Returns the 3x3 box mean of each channel of ``x``, same size."""
         raise NotImplementedError
 
     def coefficients(self, cov_xy: Tensor, var_x: Tensor, hid: Tensor) -> Tensor:
+        """Returns the slope ``A`` (4 ch) from the local covariance, variance and hidden map."""
         raise NotImplementedError
 
     def forward(
         self, src: Tensor, src_sm: Tensor, fgr: Tensor, pha: Tensor, hid: Tensor
     ) -> tuple[Tensor, Tensor]:
+        """Upsamples ``fgr`` (3 ch) and ``pha`` (1 ch) from ``src_sm``'s size to ``src``'s.
+
+        Args:
+            src: full-size image ``[N, 3, H, W]``.
+            src_sm: downsampled image ``[N, 3, h, w]``.
+            fgr: low-resolution foreground residual ``[N, 3, h, w]``.
+            pha: low-resolution alpha ``[N, 1, h, w]``.
+            hid: decoder hidden map ``[N, 16, h, w]``.
+
+        Returns:
+            The full-size foreground residual and alpha.
+        """
         base_x = _with_gray(src_sm)
         base_y = torch.cat([fgr, pha], dim=1)
         mean_x = self.box(base_x)
@@ -68,9 +82,11 @@ class DeepGuidedFilterRefiner(GuidedFilterRefiner):
         )
 
     def box(self, x: Tensor) -> Tensor:
+        """Box mean through the learned depthwise convolution (weights 1/9)."""
         return self.box_filter(x)
 
     def coefficients(self, cov_xy: Tensor, var_x: Tensor, hid: Tensor) -> Tensor:
+        """``A`` from the 1x1 network on ``[cov_xy, var_x, hid]``."""
         return self.conv(torch.cat([cov_xy, var_x, hid], dim=1))
 
 
@@ -82,7 +98,9 @@ class FastGuidedFilterRefiner(GuidedFilterRefiner):
         self.eps = eps
 
     def box(self, x: Tensor) -> Tensor:
+        """Box mean by average pooling over a zero-padded 3x3 window."""
         return F.avg_pool2d(F.pad(x, [1, 1, 1, 1]), 3, stride=1)
 
     def coefficients(self, cov_xy: Tensor, var_x: Tensor, hid: Tensor) -> Tensor:
+        """``A = cov_xy / (var_x + eps)``; ``hid`` is unused."""
         return cov_xy / (var_x + self.eps)

@@ -38,6 +38,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
+        """Returns ``relu(residual(x) + shortcut(x))``."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
@@ -77,6 +78,7 @@ class ResNet50Encoder(nn.Module):
         self.layer4 = _stage(1024, 512, 3, 1, 2, 1)
 
     def forward(self, x: Tensor) -> list[Tensor]:
+        """Returns ``[f1, f2, f3, f4]`` for an RGB batch ``[N, 3, H, W]`` in 0..1."""
         f1 = self.relu(self.bn1(self.conv1(x)))
         f2 = self.layer1(self.maxpool(f1))
         f3 = self.layer2(f2)
