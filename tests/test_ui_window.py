@@ -79,6 +79,7 @@ def test_preview_frames_arrive_change_and_follow_the_view(open_window, qtbot) ->
     assert window.stats_bar.values["device"].text().startswith("cpu")
     assert "fps" in window.stats_bar.values["capture"].text()
     assert "x" in window.stats_bar.values["internal"].text()
+    assert window.stats_bar.values["age"].text().endswith(" ms")
 
 
 def test_thumbnails_shortcuts_and_drops_switch_the_background(open_window, qtbot, tmp_path) -> None:

@@ -11,11 +11,16 @@ FIELDS = (
     ("matting", "Matting"),
     ("output", "Output"),
     ("latency", "Latency p50/p95"),
+    ("age", "Matte age"),
     ("device", "Device"),
     ("internal", "Internal"),
     ("state", "Source"),
 )
 EMPTY = "–"
+TOOLTIPS = {
+    "age": "How much older the matted frame is than the camera frame it is composited with;\n"
+    "the larger it is, the more a quick movement leaves a halo.",
+}
 COLUMN_GAP = 18  # pixels between two fields
 CELL_SPACING = 6  # pixels between a field's name and its value
 #: Text as wide as a field usually gets, so the bar does not jump as numbers change.
@@ -24,6 +29,7 @@ WIDEST = {
     "matting": "30.0 fps",
     "output": "30.0 fps",
     "latency": "100 / 100 ms",
+    "age": "100 ms",
 }
 
 
@@ -35,6 +41,7 @@ def format_stats(stats: object) -> dict[str, str]:
         "matting": f"{stats.matting_fps:.1f} fps",
         "output": f"{stats.output_fps:.1f} fps",
         "latency": f"{stats.latency_ms_p50:.0f} / {stats.latency_ms_p95:.0f} ms",
+        "age": f"{stats.matte_age_ms:.0f} ms",
         "device": " · ".join(str(v) for v in (stats.device, stats.precision) if v) or EMPTY,
         "internal": str(stats.internal_resolution) or EMPTY,
         "state": state or EMPTY,
@@ -42,7 +49,10 @@ def format_stats(stats: object) -> dict[str, str]:
 
 
 class StatsBar(QFrame):
-    """Capture / matting / output fps, latency, device, precision and internal resolution.
+    """Capture / matting / output fps, latency, matte age, device, precision, internal resolution.
+
+    The matte age is how much older the frame of the composited matte is than the camera frame:
+    the smooth sync composites every camera frame with the newest matte.
 
     The fields sit in one row; when the window is too narrow for that, they wrap into more rows
     instead of being cut off.
@@ -57,6 +67,7 @@ class StatsBar(QFrame):
         for key, title in FIELDS:
             name = QLabel(title)
             name.setObjectName("statName")
+            name.setToolTip(TOOLTIPS.get(key, ""))
             value = QLabel(EMPTY)
             value.setObjectName("statValue")
             bold = QFont(value.font())
