@@ -27,7 +27,7 @@ def run(quick: bool = False) -> Section:
     """Runs the live pipeline for minutes and returns the section for the results."""
     total, reference, every = (120.0, 30.0, 5.0) if quick else (600.0, 60.0, 10.0)
     load_before = load_average()
-    settings = configurations()["smooth, hold frame rate"]
+    settings = configurations()["smooth, hold frame rate (default)"]
     register_backend(BACKEND, NullDriver)
     samples: list[tuple[float, float, int]] = []  # (seconds, RSS MB, frames out)
     pipe = Pipeline(settings, vcam_backend=BACKEND)
