@@ -14,13 +14,9 @@ from app.compose.backgrounds import (
     TransparentBackground,
 )
 from app.compose.host import HostBackground, HostMatte, blend
+from tests.test_compose import u8_tensor
 
 H, W = 36, 48
-
-
-def u8_tensor(array: np.ndarray) -> torch.Tensor:
-    """``H x W x C`` uint8 -> ``[1, C, H, W]`` float in 0..1."""
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float() / 255.0
 
 
 @pytest.fixture

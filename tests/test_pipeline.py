@@ -259,24 +259,7 @@ def test_source_that_dies_and_returns(no_leftover_threads) -> None:
 
 def test_ctrl_c_finalises_the_recording(tmp_path: Path) -> None:
     out = tmp_path / "live.mp4"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "main.py",
-            "--headless",
-            "--source",
-            "synthetic:160x120@30",
-            "--background",
-            "green",
-            "--output",
-            str(out),
-            "--stats-json",
-            str(tmp_path / "s.json"),
-        ],
-        cwd=Path(__file__).parent.parent,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = headless(tmp_path, "--stats-json", str(tmp_path / "s.json"))
     deadline = time.monotonic() + 120
     while not any(tmp_path.glob(".live.*")) and time.monotonic() < deadline:
         time.sleep(0.2)
