@@ -9,8 +9,9 @@ CaptureThread --cap slot--> compose thread --mat slot--> matting thread
 Slots hold the newest item only, so a slow stage drops frames instead of queueing them. In
 ``smooth`` mode every camera frame is composited with the newest matte available, so the output
 keeps the camera's rate even when matting is slower; in ``exact`` mode (and always with ``pace
-none``) each frame waits for its own matte. Settings changes are applied by the threads that own
-what changes, never by the caller.
+none``) each frame waits for its own matte. With the network on the CPU, frames are composited in
+uint8 on the host (:mod:`app.compose.host`), elsewhere as tensors on the engine's device. Settings
+changes are applied by the threads that own what changes, never by the caller.
 """
 
 from __future__ import annotations
