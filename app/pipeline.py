@@ -162,6 +162,7 @@ class Pipeline:
         self._mat_slot: LatestSlot[Frame] = LatestSlot()
         self._matte_cv = threading.Condition()
         self._matted: _Matted | None = None
+        self._failed: Frame | None = None  # the newest frame the network could not matte
         self._pending_compose: Settings | None = None
         self._pending_engine: Settings | None = None
         self._reset_requested = False
@@ -477,6 +478,9 @@ class Pipeline:
                 matte = self._engine.step(frame.image, t=frame.t_capture)
             except (RuntimeError, ValueError) as exc:
                 self._emit("error", f"Matting failed on a frame: {exc}")
+                with self._matte_cv:
+                    self._failed = frame
+                    self._matte_cv.notify_all()
                 continue
             self._mat_meter.tick()
             self._frames_matted += 1
@@ -522,11 +526,15 @@ class Pipeline:
                 self._matte_cv.wait_for(
                     lambda: (
                         self._stop.is_set()
+                        or self._failed is frame
                         or (self._matted is not None and self._matted.frame is frame)
                     ),
                     timeout=30.0,
                 )
-                return self._matted if not self._stop.is_set() else None
+                matted = self._matted
+                if self._stop.is_set() or matted is None or matted.frame is not frame:
+                    return None  # never another frame's matte; a failed frame is skipped
+                return matted
         self._mat_slot.put(frame)
         with self._matte_cv:
             return self._matted

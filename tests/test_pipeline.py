@@ -457,3 +457,32 @@ def test_holding_the_frame_rate_is_on_unless_switched_off() -> None:
     assert parse_settings([])[0].hold_fps
     settings, given, _ = parse_settings(["--no-hold-fps"])
     assert not settings.hold_fps and "hold_fps" in given
+
+
+def test_a_frame_the_network_fails_on_is_skipped_without_stalling(no_leftover_threads) -> None:
+    from app.matting.engine import MattingEngine, build_engine
+
+    def flaky_engine(settings: Settings) -> MattingEngine:
+        engine = build_engine(device="cpu")
+        runner, calls = engine.runner, []
+
+        def run(src, rec, ratio):
+            calls.append(1)
+            if len(calls) == 6:  # after the three warm-up steps and two frames
+                raise RuntimeError("out of memory")
+            return runner(src, rec, ratio)
+
+        engine.runner = run
+        return engine
+
+    s = Settings(
+        source="synthetic:96x64@30", pace="none", max_frames=5, background=Background.parse("green")
+    )
+    start = time.monotonic()
+    pipeline, packets, events = run_collect(s, engine_factory=flaky_engine)
+    assert time.monotonic() - start < 25, "the failed frame did not hold the run up"
+    assert len(packets) == 5
+    assert pipeline.stats().frames_matted == 5
+    assert [e.message for e in events if e.kind == "error"] == [
+        "Matting failed on a frame: out of memory"
+    ]
