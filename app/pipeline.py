@@ -60,11 +60,20 @@ class FramePacket:
 
 @dataclass(frozen=True)
 class Event:
-    """Something a user should know: ``info``, ``warning``, ``error``, ``progress`` or ``state``."""
+    """Something a user should know: ``info``, ``warning``, ``error``, ``progress`` or ``state``.
+
+    Attributes:
+        kind: how to show it.
+        message: one or two sentences.
+        fraction: how far a ``progress`` step is (None when unknown).
+        source_state: for news from the capture thread, its state (``running``,
+            ``reconnecting``...); empty otherwise.
+    """
 
     kind: str
     message: str
     fraction: float | None = None
+    source_state: str = ""
 
 
 @dataclass
@@ -285,9 +294,11 @@ class Pipeline:
 
     # ----------------------------------------------------------------------------- building
 
-    def _emit(self, kind: str, message: str, fraction: float | None = None) -> None:
+    def _emit(
+        self, kind: str, message: str, fraction: float | None = None, source_state: str = ""
+    ) -> None:
         if self._on_event is not None:
-            self._on_event(Event(kind, message, fraction))
+            self._on_event(Event(kind, message, fraction, source_state))
 
     def _open_source(self, s: Settings) -> FrameSource:
         try:
@@ -354,7 +365,7 @@ class Pipeline:
 
     def _on_capture_state(self, state: str, message: str) -> None:
         kind = {"reconnecting": "warning", "error": "error"}.get(state, "state")
-        self._emit(kind, message or f"Source {state}.")
+        self._emit(kind, message or f"Source {state}.", source_state=state)
 
     def _close_outputs(self) -> None:
         for sink in (self._vcam, self._recorder):

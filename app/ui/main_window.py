@@ -391,17 +391,6 @@ class MainWindow(QMainWindow):
         self._store.save_settings(self._settings, [f for f in fields if f in PERSISTED_FIELDS])
         self._sync_panels()
 
-    def _source_state(self) -> str:
-        """The capture state of the running pipeline (``running``, ``reconnecting``…), or ''."""
-        pipeline = self._pipeline
-        if pipeline is None:
-            return ""
-        try:
-            return str(getattr(pipeline.stats(), "source_state", "") or "")
-        except Exception:
-            log.exception("Reading the statistics failed")
-            return ""
-
     def _on_event(self, event: object) -> None:
         kind, message = getattr(event, "kind", "info"), getattr(event, "message", str(event))
         message = for_window(str(message))
@@ -413,7 +402,8 @@ class MainWindow(QMainWindow):
             return
         if kind in ("info", "error") and self._pipeline is not None:
             self.progress.done()  # The step a progress event announced is over (or failed).
-        if kind == "warning" and self._source_state() == "reconnecting":
+        source_state = getattr(event, "source_state", "")
+        if source_state == "reconnecting":
             self.banners.show_message("warning", message, key=SOURCE_BANNER)
         elif kind in ("error", "warning"):
             self.banners.show_message(kind, message)
@@ -425,6 +415,8 @@ class MainWindow(QMainWindow):
             self.banners.show_message("info", message, timeout_ms=6000)
         else:
             self.stats_bar.set_source_detail(message)
+            if source_state == "running" and self.banners.dismiss_key(SOURCE_BANNER):
+                self.banners.show_message("info", "The camera is back.", timeout_ms=4000)
 
     def _on_frame(self) -> None:
         frame = self.mailbox.take()
@@ -448,10 +440,6 @@ class MainWindow(QMainWindow):
             log.exception("Reading the statistics failed")
             return
         self.stats_bar.show_stats(stats)
-        if getattr(stats, "source_state", "") == "running" and self.banners.dismiss_key(
-            SOURCE_BANNER
-        ):
-            self.banners.show_message("info", "The camera is back.", timeout_ms=4000)
         state = str(getattr(stats, "vcam", "off"))
         if state == "unavailable" and self._settings.virtual_cam:
             self.output_bar.show_unavailable()
