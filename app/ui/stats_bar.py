@@ -51,9 +51,6 @@ def format_stats(stats: object) -> dict[str, str]:
 class StatsBar(QFrame):
     """Capture / matting / output fps, latency, matte age, device, precision, internal resolution.
 
-    The matte age is how much older the frame of the composited matte is than the camera frame:
-    the smooth sync composites every camera frame with the newest matte.
-
     The fields sit in one row; when the window is too narrow for that, they wrap into more rows
     instead of being cut off.
     """
