@@ -11,16 +11,10 @@ from typing import Any
 dependencies = ["torch"]
 
 
-def _network(variant: str, pretrained: bool, **kw: Any) -> Any:
-    if pretrained:
-        from app.matting.weights import load_model
+def _network(variant: str, pretrained: bool, dtype: Any = None, **kw: Any) -> Any:
+    from app.matting.factory import create_model
 
-        return load_model(variant, **kw)
-    from app.matting.model import MattingNetwork
-
-    device = kw.pop("device", "cpu")
-    dtype = kw.pop("dtype", None)
-    return MattingNetwork(variant, **kw).to(device=device, dtype=dtype)
+    return create_model(variant, pretrained=pretrained, precision=dtype or "fp32", **kw)
 
 
 def mobilenetv3(pretrained: bool = True, **kw: Any) -> Any:
@@ -29,9 +23,9 @@ def mobilenetv3(pretrained: bool = True, **kw: Any) -> Any:
     Args:
         pretrained: load the official weights (fetched into the cache on first use) and return the
             network in eval mode; False gives a freshly initialised network.
-        **kw: ``checkpoint``, ``device``, ``dtype`` and ``refiner`` (see
-            ``app.matting.weights.load_model``); ``device``, ``dtype`` and ``refiner`` when not
-            pretrained.
+        **kw: ``checkpoint``, ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto`` or a
+            torch device), ``dtype`` (a torch dtype, or ``fp32``/``fp16``/``auto``), ``refiner``
+            and ``fast`` (see ``app.matting.factory.create_model``).
     """
     return _network("mobilenetv3", pretrained, **kw)
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from app import __version__
 from app.settings import (
     BACKENDS,
-    DEVICES,
     PACES,
     PRECISIONS,
     SYNC_MODES,
@@ -27,6 +26,8 @@ from app.settings import (
     Background,
     Settings,
     SettingsError,
+    parse_device,
+    parse_fps,
     parse_ratio,
     parse_resolution,
 )
@@ -60,16 +61,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _fps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise SettingsError(f"Frame rate '{text}' is not a number.") from None
-    if not 1 <= value <= 240:
-        raise SettingsError(f"Frame rate {value:g} is impossible: use 1 to 240.")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``main.py`` argument parser; options left out keep their saved or default values."""
     p = _Parser(
@@ -86,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--variant", choices=VARIANTS)
     add("--checkpoint", help="weights file (.pth or the official .onnx)")
-    add("--device", choices=DEVICES)
+    add("--device", type=_typed(parse_device), help="auto, cpu, cuda, cuda:N or mps")
     add("--precision", choices=PRECISIONS)
     add("--backend", choices=BACKENDS, help="inference backend (default torch)")
     add(
@@ -102,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with an automatic ratio, keep more detail for full-body shots",
     )
     add("--resolution", type=_typed(parse_resolution), help="capture size WxH")
-    add("--fps", type=_typed(_fps), help="capture frame rate")
+    add("--fps", type=_typed(parse_fps), help="capture frame rate")
     add(
         "--virtual-cam",
         dest="virtual_cam",

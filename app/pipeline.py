@@ -29,7 +29,8 @@ from app.capture import CaptureThread, Frame, FrameSource, SourceError, make_sou
 from app.compose.backgrounds import BackgroundError, BackgroundLayer, make_background
 from app.compose.compositor import Compositor
 from app.compose.host import HostBackground, HostMatte, blend
-from app.matting.engine import EngineError, Matte, MattingEngine, auto_ratio, build_engine
+from app.matting.engine import EngineError, Matte, MattingEngine, build_engine
+from app.matting.ratio import live_ratio, lowest_live_ratio
 from app.matting.weights import WeightsError
 from app.output.base import OutputError
 from app.output.recorder import Recorder, unused_path
@@ -654,8 +655,8 @@ class _RateHolder:
             return
         self._last = now
         h, w = engine.frame_size
-        floor = min(1.0, 256 / max(h, w))
-        ceiling = auto_ratio(h, w)
+        floor = lowest_live_ratio(h, w)
+        ceiling = live_ratio(h, w)
         ratio = engine.ratio
         if matting_fps < 0.9 * camera_fps and ratio > floor:
             engine.resize_state(max(floor, ratio * 0.85))

@@ -11,17 +11,18 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.matting.registry import DEVICE_PATTERN, PRECISIONS, VARIANTS
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".gif", ".m4v")
 
-VARIANTS = ("mobilenetv3", "resnet50")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "fp16")
 BACKENDS = ("torch", "onnxruntime")
 PACES = ("realtime", "none")
 SYNC_MODES = ("smooth", "exact")
 VIEWS = ("result", "alpha", "side-by-side")
 
+MIN_FPS = 1.0
+MAX_FPS = 240.0
 GREEN_SCREEN = (0, 177, 64)
 DEFAULT_BLUR = 12.0
 
@@ -135,6 +136,26 @@ def parse_ratio(text: str | float | None) -> float | None:
     return value
 
 
+def parse_fps(value: str | float) -> float:
+    """Parses a frame rate: a number from 1 to 240."""
+    try:
+        fps = float(value)
+    except (TypeError, ValueError):
+        fps = float("nan")
+    if isinstance(value, bool) or fps != fps:
+        raise SettingsError(f"Frame rate {value!r} is not a number: use 1 to 240.")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise SettingsError(f"Frame rate {fps:g} is impossible: use 1 to 240.")
+    return fps
+
+
+def parse_device(text: str) -> str:
+    """Checks a device name: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    if not re.fullmatch(DEVICE_PATTERN, text):
+        raise SettingsError(f"Unknown device '{text}': choose one of auto, cpu, cuda, cuda:N, mps.")
+    return text
+
+
 def _choice(name: str, value: str, options: tuple[str, ...]) -> str:
     if value not in options:
         raise SettingsError(f"Unknown {name} '{value}': choose one of {', '.join(options)}.")
@@ -156,7 +177,7 @@ class Settings:
         mirror: mirror the output horizontally.
         variant: network variant.
         checkpoint: weights file; None uses the cached official weights.
-        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         precision: ``auto``, ``fp32`` or ``fp16``.
         backend: ``torch`` or ``onnxruntime``.
         downsample_ratio: None picks it from the frame size.
@@ -200,13 +221,13 @@ class Settings:
     def validate(self) -> Settings:
         """Checks every field; returns self or raises :class:`SettingsError`."""
         _choice("variant", self.variant, VARIANTS)
-        _choice("device", self.device, DEVICES)
+        parse_device(self.device)
         _choice("precision", self.precision, PRECISIONS)
         _choice("backend", self.backend, BACKENDS)
         _choice("pace", self.pace, PACES)
         _choice("sync mode", self.sync, SYNC_MODES)
-        if self.fps is not None and not 1 <= self.fps <= 240:
-            raise SettingsError(f"Frame rate {self.fps:g} is impossible: use 1 to 240.")
+        if self.fps is not None:
+            parse_fps(self.fps)
         if self.downsample_ratio is not None:
             parse_ratio(self.downsample_ratio)
         if self.max_frames is not None and self.max_frames < 1:

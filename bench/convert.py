@@ -4,8 +4,8 @@
 speed of the network alone. This bench generates a clip, times the bare network over its frames
 (recurrent, ready-made tensors, same ``downsample_ratio`` and ``seq_chunk``), then times a full
 conversion of the clip to a composition and an alpha video, and prints the ratio. Both use the
-network the command line converts with (:func:`app.matting.convert.load_converter_model`: the
-optimised copy on the CPU in fp32), so the ratio is the command line's.
+network the command line converts with (:func:`app.matting.factory.create_model` with
+``fast=True``: the optimised copy on the CPU in fp32), so the ratio is the command line's.
 
 Run ``python -m bench.convert [--frames N] [--size WxH ...] [--seq-chunk N ...] [--device D]``.
 """
@@ -19,12 +19,9 @@ from pathlib import Path
 
 import torch
 
-from app.matting.convert import (
-    auto_downsample_ratio,
-    convert_video,
-    load_converter_model,
-    resolve_device,
-)
+from app.matting.convert import convert_video
+from app.matting.factory import create_model, resolve_device, resolve_dtype
+from app.matting.ratio import conversion_ratio
 from tests.matting_clips import make_frames, write_video
 
 DEFAULT_SIZES = ((640, 480),)
@@ -99,8 +96,8 @@ def run(
         over network), network (the module's class name), device, precision.
     """
     dev = resolve_device(device)
-    dtype = torch.float16 if precision == "fp16" else torch.float32
-    model = load_converter_model("mobilenetv3", None, dev, dtype)
+    dtype = resolve_dtype(precision, dev)
+    model = create_model("mobilenetv3", device=dev, precision=dtype, fast=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
         folder = Path(tmp)
@@ -108,7 +105,7 @@ def run(
             clip = make_frames(frames, height, width)
             source = write_video(folder / f"in_{width}x{height}.mp4", clip, fps=30)
             tensors = torch.from_numpy(clip).to(dev).permute(0, 3, 1, 2).float().div(255)
-            ratio = auto_downsample_ratio(height, width)
+            ratio = conversion_ratio(height, width)
             for seq_chunk in seq_chunks:
                 net = conv = pipe = 0.0
                 for _ in range(repeats):

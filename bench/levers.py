@@ -23,8 +23,8 @@ from torch.nn import functional as F
 from app.capture.synthetic import SyntheticSource
 from app.matting import fast
 from app.matting.engine import torch_runner
+from app.matting.factory import create_model
 from app.matting.fast import FastRunner, tune_allocator
-from app.matting.weights import load_model
 from bench.common import Section, load_average, median, table
 
 WIDTH, HEIGHT, RATIO = 1280, 720, 0.375
@@ -81,7 +81,7 @@ def person_frames(count: int) -> list[torch.Tensor]:
 
 def configurations(threads: int) -> dict[str, Step]:
     """Each lever on top of the previous ones, plus the alternatives that were tried."""
-    net = load_model("mobilenetv3")
+    net = create_model("mobilenetv3")
     plain = contextlib.nullcontext
     eager_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
 

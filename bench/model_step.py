@@ -17,7 +17,8 @@ from collections.abc import Callable
 import torch
 
 from app.matting.engine import torch_runner
-from app.matting.weights import fetch_onnx, load_model
+from app.matting.factory import create_model
+from app.matting.weights import fetch_onnx
 from bench.common import Row, Section, load_average, median, percentile, table
 from tests.clips import make_clip
 
@@ -29,7 +30,7 @@ Step = Callable[[torch.Tensor, list, float], tuple]
 
 
 def _eager(threads: int) -> Step:
-    runner = torch_runner(load_model("mobilenetv3"))
+    runner = torch_runner(create_model("mobilenetv3"))
 
     def step(src: torch.Tensor, rec: list, ratio: float) -> tuple:
         if torch.get_num_threads() != threads:
@@ -42,12 +43,12 @@ def _eager(threads: int) -> Step:
 
 def runners() -> tuple[dict[str, Step], dict[str, object]]:
     """The three CPU runners, and the objects behind them (for their names and settings)."""
-    from app.matting.fast import FastRunner, tune_allocator
+    from app.matting.fast import FastRunner
     from app.matting.ort_backend import OrtRunner
 
     threads = torch.get_num_threads()
-    tune_allocator()  # as build_engine does for the app
-    ours = FastRunner(load_model("mobilenetv3"), threads=threads)
+    # As the app's engine builds it (the allocator tuned too).
+    ours = FastRunner(create_model("mobilenetv3", fast=True), threads=threads)
     ort = OrtRunner(fetch_onnx(), device="cpu")
     steps = {"eager": _eager(threads), "ours": ours, "ort": ort}
     return steps, {"ours": ours, "ort": ort, "threads": threads}

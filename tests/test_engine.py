@@ -5,16 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.matting.engine import (
-    EngineError,
-    MattingEngine,
-    auto_ratio,
-    build_engine,
-    pick_device,
-    pick_dtype,
-    torch_runner,
-)
+from app.matting.engine import EngineError, MattingEngine, build_engine, torch_runner
+from app.matting.factory import create_model, dtype_of, resolve_device, resolve_dtype
 from app.matting.model import MattingNetwork
+from app.matting.ratio import conversion_ratio, live_ratio, lowest_live_ratio
 from tests.clips import make_clip
 
 
@@ -29,29 +23,69 @@ from tests.clips import make_clip
         ((480, 640), 0.75, 1.0),
     ],
 )
-def test_auto_ratio_follows_the_rvm_table(size, portrait, full_body) -> None:
-    assert auto_ratio(*size) == pytest.approx(portrait)
-    assert auto_ratio(*size, full_body=True) == pytest.approx(full_body)
+def test_live_ratio_follows_the_rvm_table(size, portrait, full_body) -> None:
+    assert live_ratio(*size) == pytest.approx(portrait)
+    assert live_ratio(*size, full_body=True) == pytest.approx(full_body)
 
 
 def test_downsampled_long_side_stays_within_256_to_512() -> None:
     for long_side in range(513, 4097, 97):
-        assert 256 <= long_side * auto_ratio(long_side * 9 // 16, long_side) <= 512
+        assert 256 <= long_side * live_ratio(long_side * 9 // 16, long_side) <= 512
+        assert long_side * lowest_live_ratio(long_side * 9 // 16, long_side) == pytest.approx(256)
+
+
+def test_conversion_ratio_is_rvm_convert_videos() -> None:
+    assert conversion_ratio(720, 1280) == pytest.approx(0.4)
+    assert conversion_ratio(1080, 1920) == pytest.approx(512 / 1920)
+    assert conversion_ratio(480, 512) == 1.0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
 def test_missing_gpu_is_a_plain_error() -> None:
-    with pytest.raises(EngineError, match="--device cpu"):
-        pick_device("cuda")
-    assert pick_device("auto").type in ("cpu", "mps")
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(EngineError, match="--device cpu"):
+            resolve_device(name)
+    assert resolve_device("auto").type in ("cpu", "mps")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["tpu", "cuda:x", "cpu:0", "CUDA", ""])
+def test_unknown_device_names_are_refused(name: str) -> None:
+    with pytest.raises(EngineError, match="Unknown device"):
+        resolve_device(name)
 
 
 def test_precision_choice() -> None:
     cpu = torch.device("cpu")
-    assert pick_dtype("auto", cpu) == torch.float32
-    assert pick_dtype("auto", torch.device("cuda")) == torch.float16
+    assert resolve_dtype("auto", cpu) == torch.float32
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.float16
+    assert resolve_dtype(torch.float64, cpu) == torch.float64
     with pytest.raises(EngineError, match="fp32"):
-        pick_dtype("fp16", cpu)
+        resolve_dtype("fp16", cpu)
+    with pytest.raises(EngineError, match="int8"):
+        resolve_dtype("int8", cpu)
+    assert dtype_of("fp16") == torch.float16  # a file's precision: no device rule
+    with pytest.raises(EngineError, match="auto"):
+        dtype_of("auto")
+
+
+def test_factory_plain_fast_and_fresh(weights_model: MattingNetwork) -> None:
+    from app.matting.fast import FastMattingNetwork
+
+    plain = create_model("mobilenetv3")
+    assert type(plain) is MattingNetwork and not plain.training
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            plain.state_dict().values(), weights_model.state_dict().values(), strict=True
+        )
+    )
+    assert isinstance(create_model(fast=True), FastMattingNetwork)
+    assert type(create_model(precision=torch.float64, fast=True)) is MattingNetwork
+    fresh = create_model("resnet50", pretrained=False)
+    assert fresh.training and fresh.variant == "resnet50"
+    with pytest.raises(ValueError, match="pretrained"):
+        create_model(pretrained=False, checkpoint="x.pth")
 
 
 def test_unusable_onnx_file_is_an_engine_error(tmp_path) -> None:

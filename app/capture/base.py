@@ -18,10 +18,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from app.settings import PACES
-
-MIN_FPS = 1.0
-MAX_FPS = 240.0
+from app.settings import PACES, SettingsError, parse_fps
 
 
 class SourceError(Exception):
@@ -106,9 +103,10 @@ def check_fps(fps: float | None) -> float | None:
         return None
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real):
         raise SourceError(f"Frame rate {fps!r} is not a number: use 1 to 240.")
-    if not MIN_FPS <= fps <= MAX_FPS:
-        raise SourceError(f"Frame rate {fps:g} is impossible: use 1 to 240.")
-    return float(fps)
+    try:
+        return parse_fps(fps)
+    except SettingsError as e:
+        raise SourceError(str(e)) from None
 
 
 def check_pace(pace: str) -> str:

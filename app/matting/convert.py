@@ -45,6 +45,9 @@ from .convert_io import (
     open_source,
     reason,
 )
+from .factory import EngineError, create_model, resolve_device, resolve_dtype
+from .ratio import conversion_ratio
+from .registry import DEFAULT_VARIANT, DEVICES, PRECISIONS, VARIANTS
 
 __all__ = [
     "GREEN",
@@ -52,11 +55,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "VIDEO_CONTAINERS",
     "ConvertError",
-    "auto_downsample_ratio",
     "convert_video",
-    "load_converter_model",
     "main",
-    "resolve_device",
 ]
 
 GREEN = (0.47, 1.0, 0.6)
@@ -65,11 +65,6 @@ OUTPUT_TYPES = ("video", "png_sequence")
 _QUEUE_CHUNKS = 4
 _POLL_S = 0.1
 _JOIN_S = 10.0
-
-
-def auto_downsample_ratio(height: int, width: int) -> float:
-    """Returns the ratio that brings the long side of a frame to at most 512 pixels."""
-    return min(512 / max(height, width), 1.0)
 
 
 # --- threads -------------------------------------------------------------------------------------
@@ -282,7 +277,8 @@ def convert_video(
         model: the network (eager, scripted or frozen TorchScript), in eval mode.
         input_source: a video file or a folder of images (taken in name order, at 30 fps).
         input_resize: ``(W, H)`` to resize every input frame to.
-        downsample_ratio: the network's internal scale; None picks ``min(512 / max(H, W), 1)``.
+        downsample_ratio: the network's internal scale; None picks
+            :func:`~app.matting.ratio.conversion_ratio` (``min(512 / max(H, W), 1)``).
         output_type: ``video`` (H.264 at the input's fps) or ``png_sequence`` (folders of
             ``0000.png``...).
         output_composition: the foreground over green (video) or as RGBA (PNG).
@@ -314,7 +310,7 @@ def convert_video(
     )
     device, dtype = _device_dtype(model, device, dtype)
     source = open_source(req.source, req.resize, req.num_workers)
-    ratio = req.ratio or auto_downsample_ratio(source.height, source.width)
+    ratio = req.ratio or conversion_ratio(source.height, source.width)
     if int(source.height * ratio) < 1 or int(source.width * ratio) < 1:
         source.close()
         raise ConvertError(
@@ -437,10 +433,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m app.matting.convert",
         description="Matte a video file or a folder of images with Robust Video Matting.",
     )
-    p.add_argument("--variant", default="mobilenetv3", choices=("mobilenetv3", "resnet50"))
+    p.add_argument("--variant", default=DEFAULT_VARIANT, choices=VARIANTS)
     p.add_argument("--checkpoint", help="weights file (.pth or the official .onnx)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16"))
+    p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--input-source", required=True, help="video file or folder of images")
     p.add_argument("--input-resize", type=int, nargs=2, metavar=("W", "H"))
     p.add_argument("--downsample-ratio", type=float, help="in (0, 1]; automatic when left out")
@@ -453,72 +449,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--disable-progress", action="store_true")
     return p
-
-
-def resolve_device(name: str) -> torch.device:
-    """Turns ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into an available device.
-
-    Args:
-        name: the device name; ``auto`` picks CUDA when there is one, else the CPU.
-
-    Returns:
-        The device.
-
-    Raises:
-        ConvertError: the name is not a device, or the device is not available.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConvertError(
-            f"Device '{name}' is not known; use auto, cpu, cuda or cuda:N."
-        ) from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConvertError(
-                "CUDA was asked for but no CUDA device is available; use --device cpu."
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConvertError(
-                f"Device {name} does not exist; this machine has {torch.cuda.device_count()} "
-                "CUDA device(s)."
-            )
-    elif device.type != "cpu":
-        raise ConvertError(f"Device '{name}' is not supported; use auto, cpu, cuda or cuda:N.")
-    return device
-
-
-def load_converter_model(
-    variant: str, checkpoint: str | None, device: torch.device, dtype: torch.dtype
-) -> torch.nn.Module:
-    """Loads the network the command line converts with.
-
-    On the CPU in fp32 this is the optimised copy from :mod:`app.matting.fast` (same numbers,
-    about 1.3x faster); elsewhere the network as loaded.
-
-    Args:
-        variant: ``mobilenetv3`` or ``resnet50``.
-        checkpoint: weights file, or None for the cached official weights.
-        device: where the network runs.
-        dtype: parameter dtype.
-
-    Returns:
-        The network in eval mode on ``device``.
-
-    Raises:
-        app.matting.weights.WeightsError: the weights are missing or unusable.
-    """
-    from app.matting.weights import load_model
-
-    model = load_model(variant, checkpoint, device=device, dtype=dtype)
-    if device.type == "cpu" and dtype == torch.float32:
-        from .fast import FastMattingNetwork, tune_allocator
-
-        tune_allocator()
-        return FastMattingNetwork(model)
-    return model
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -558,13 +488,18 @@ def _run(args: argparse.Namespace) -> int:
             args.num_workers,
         )
         device = resolve_device(args.device)
-        if args.precision == "fp16" and device.type != "cuda":
-            raise ConvertError("fp16 runs on a CUDA device only; use --precision fp32 on the CPU.")
-        dtype = torch.float16 if args.precision == "fp16" else torch.float32
+        dtype = resolve_dtype(args.precision, device)
         with warnings.catch_warnings():
             # torch warns about damaged files before the loader reports them in one line.
             warnings.simplefilter("ignore")
-            model = load_converter_model(args.variant, args.checkpoint, device, dtype)
+            # The fast path on the CPU in fp32: same numbers, about 1.3x faster.
+            model = create_model(
+                args.variant,
+                checkpoint=args.checkpoint,
+                device=device,
+                precision=dtype,
+                fast=True,
+            )
         convert_video(
             model,
             input_source=args.input_source,
@@ -581,7 +516,7 @@ def _run(args: argparse.Namespace) -> int:
             device=device,
             dtype=dtype,
         )
-    except (ConvertError, WeightsError) as e:
+    except (ConvertError, EngineError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

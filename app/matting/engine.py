@@ -16,72 +16,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-PORTRAIT_LONG_SIDE = 480  # 1280x720 -> 0.375, 1920x1080 -> 0.25, 3840x2160 -> 0.125
-FULL_BODY_LONG_SIDE = 768  # 1280x720 -> 0.6, 1920x1080 -> 0.4, 3840x2160 -> 0.2
-MIN_LONG_SIDE = 256
+from .factory import EngineError, create_model, precision_name, resolve_device, resolve_dtype
+from .ratio import live_ratio
 
 Runner = Callable[[torch.Tensor, list, float], tuple[torch.Tensor, torch.Tensor, list]]
-
-
-class EngineError(RuntimeError):
-    """The engine cannot run as asked (device or backend missing); the message says what to do."""
-
-
-def auto_ratio(height: int, width: int, full_body: bool = False) -> float:
-    """RVM's downsample ratio for a frame size.
-
-    Frames up to 512 px on their long side run at full size; larger ones are brought to a long side
-    of 480 px (portrait, upper body) or 768 px (full body), which reproduces the ratio table of the
-    RVM documentation (720p: 0.375 / 0.6, 1080p: 0.25 / 0.4, 4K: 0.125 / 0.2).
-    """
-    long_side = max(height, width)
-    if long_side <= 512:
-        return 1.0
-    target = FULL_BODY_LONG_SIDE if full_body else PORTRAIT_LONG_SIDE
-    return min(1.0, target / long_side)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """Resolves ``auto``/``cpu``/``cuda``/``mps`` to an available device.
-
-    Raises:
-        EngineError: the requested accelerator is not available.
-    """
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise EngineError(
-            "CUDA was asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto."
-        )
-    if name == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise EngineError("Apple MPS was asked for but is not available; use --device cpu.")
-    if name not in ("cpu", "cuda", "mps"):
-        raise EngineError(f"Unknown device '{name}': use auto, cpu, cuda or mps.")
-    return torch.device(name)
-
-
-def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """``auto`` is fp16 on CUDA and fp32 elsewhere.
-
-    Raises:
-        EngineError: fp16 asked for on the CPU, where it is slower and not supported by all layers.
-    """
-    if precision == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if precision == "fp16":
-        if device.type == "cpu":
-            raise EngineError("fp16 needs a GPU; on the CPU use --precision fp32 or auto.")
-        return torch.float16
-    if precision == "fp32":
-        return torch.float32
-    raise EngineError(f"Unknown precision '{precision}': use auto, fp32 or fp16.")
 
 
 @dataclass
@@ -182,7 +120,7 @@ class MattingEngine:
     @property
     def precision(self) -> str:
         """``fp32``, ``fp16`` or ``bf16``."""
-        return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype, "fp32")
+        return precision_name(self.dtype)
 
     def set_ratio(self, ratio: float | None, full_body: bool | None = None) -> None:
         """Fixes the ratio (None: automatic); the state is reset at the next frame if it changes."""
@@ -242,7 +180,7 @@ class MattingEngine:
         """
         src = self.upload(frame) if isinstance(frame, np.ndarray) else frame.to(self.dtype)
         h, w = src.shape[-2:]
-        ratio = self._fixed_ratio or auto_ratio(h, w, self._full_body)
+        ratio = self._fixed_ratio or live_ratio(h, w, self._full_body)
         t = time.monotonic() if t is None else t
         if self._size != (h, w):
             self.reset("frame size changed")
@@ -278,7 +216,7 @@ def build_engine(
     Args:
         variant: network variant.
         checkpoint: weights file, or None for the cached official weights.
-        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         precision: ``auto``, ``fp32`` or ``fp16``.
         backend: ``torch`` or ``onnxruntime`` (the official ONNX export; mobilenetv3 only).
         optimize: use the CPU fast path where it applies; False runs the network as it is.
@@ -288,19 +226,16 @@ def build_engine(
         EngineError: device, precision or backend unusable here.
         app.matting.weights.WeightsError: weights missing or unusable.
     """
-    dev = pick_device(device)
-    dtype = pick_dtype(precision, dev)
+    dev = resolve_device(device)
+    dtype = resolve_dtype(precision, dev)
     if backend == "onnxruntime":
         return _ort_engine(variant, checkpoint, dev, dtype, **kwargs)
     if backend != "torch":
         raise EngineError(f"Unknown backend '{backend}': use torch or onnxruntime.")
-    from .weights import load_model
+    from .fast import FastMattingNetwork, FastRunner
 
-    model = load_model(variant, checkpoint, device=dev, dtype=dtype)
-    if optimize and dev.type == "cpu" and dtype == torch.float32:
-        from .fast import FastRunner, tune_allocator
-
-        tune_allocator()
+    model = create_model(variant, checkpoint=checkpoint, device=dev, precision=dtype, fast=optimize)
+    if isinstance(model, FastMattingNetwork):
         runner = FastRunner(model)
         return MattingEngine(runner, dev, dtype, name=runner.name, **kwargs)
     return MattingEngine(torch_runner(model), dev, dtype, name="torch", **kwargs)

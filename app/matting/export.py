@@ -29,13 +29,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .factory import DTYPES, EngineError, create_model, dtype_of
 from .model import MattingNetwork
+from .registry import DEFAULT_VARIANT, VARIANTS
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 12
 INPUT_NAMES = ["src", "r1i", "r2i", "r3i", "r4i", "downsample_ratio"]
 OUTPUT_NAMES = ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 
 
 class ExportError(ValueError):
@@ -123,9 +124,10 @@ def _atomic_path(dest: Path) -> Iterator[Path]:
 
 
 def _precision(precision: str) -> torch.dtype:
-    if precision not in PRECISIONS:
-        raise ExportError(f"Precision '{precision}' is not known; choose fp32 or fp16.")
-    return PRECISIONS[precision]
+    try:
+        return dtype_of(precision)
+    except EngineError as e:
+        raise ExportError(str(e)) from None
 
 
 def export_torchscript(
@@ -247,8 +249,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="format", required=True, parser_class=_Parser)
     for fmt, text in (("torchscript", "save torch.jit.script(model)"), ("onnx", "ONNX graph")):
         s = sub.add_parser(fmt, help=text)
-        s.add_argument("--variant", default="mobilenetv3", choices=("mobilenetv3", "resnet50"))
-        s.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
+        s.add_argument("--variant", default=DEFAULT_VARIANT, choices=VARIANTS)
+        s.add_argument("--precision", default="fp32", choices=tuple(DTYPES))
         s.add_argument("--output", required=True, help="destination file")
         s.add_argument("--checkpoint", help="weights file (.pth or the official .onnx)")
         if fmt == "onnx":
@@ -258,7 +260,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the export command line; returns the exit status."""
-    from .weights import WeightsError, load_model
+    from .weights import WeightsError
 
     args = _parser().parse_args(argv)
     try:
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             # torch warns about damaged files before the loader reports them in one line.
             warnings.simplefilter("ignore")
-            model = load_model(args.variant, args.checkpoint)
+            model = create_model(args.variant, checkpoint=args.checkpoint)
         if args.format == "torchscript":
             export_torchscript(model, dest, args.precision)
         else:

@@ -338,7 +338,8 @@ class FastRunner:
     """``(src, rec, ratio) -> (fgr, pha, rec)`` on a :class:`FastMattingNetwork`, CPU, fp32.
 
     Args:
-        net: the loaded network (copied, never changed).
+        net: the loaded network (copied, never changed), or a :class:`FastMattingNetwork` to run
+            as it is (``channels_last`` and ``fuse`` are then its own).
         threads: fixed intra-op thread count, or None to let a :class:`ThreadTuner` choose
             between one thread and all of PyTorch's threads.
         channels_last: run the convolutions in the channels-last layout.
@@ -351,13 +352,15 @@ class FastRunner:
 
     def __init__(
         self,
-        net: MattingNetwork,
+        net: MattingNetwork | FastMattingNetwork,
         *,
         threads: int | None = None,
         channels_last: bool = True,
         fuse: bool = True,
     ):
-        self.net = FastMattingNetwork(net, channels_last=channels_last, fuse=fuse)
+        if not isinstance(net, FastMattingNetwork):
+            net = FastMattingNetwork(net, channels_last=channels_last, fuse=fuse)
+        self.net = net
         most = torch.get_num_threads()
         self.tuner = ThreadTuner([threads] if threads else [most, 1])
         self._key: tuple | None = None

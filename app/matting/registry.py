@@ -1,4 +1,9 @@
-"""The known Robust Video Matting checkpoints, where to get them, and the errors about weights."""
+"""The known Robust Video Matting checkpoints, where to get them, and the errors about weights.
+
+Also the names a user can ask for (variants, devices, precisions): command lines and settings take
+their choices from here, and :mod:`app.matting.factory` turns them into a network. Nothing here
+imports torch.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from typing import Any
 DEFAULT_VARIANT = "mobilenetv3"
 ONNX_FILENAME = "rvm_mobilenetv3_fp32.onnx"
 GPL3 = "GPL-3.0"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_PATTERN = r"auto|cpu|mps|cuda(:[0-9]+)?"  # DEVICES, and cuda:N for the N-th CUDA GPU
+PRECISIONS = ("auto", "fp32", "fp16")
 _RELEASE = "https://github.com/PeterL1n/RobustVideoMatting/releases/download/v1.0.0"
 
 
@@ -108,6 +116,8 @@ REGISTRY: dict[str, Checkpoint] = {
         meta={"release": "v1.0.0", "paper": "Lin et al., WACV 2022", "keys": 390},
     ),
 }
+
+VARIANTS = tuple(REGISTRY)
 
 
 def lookup(variant: str, registry: Mapping[str, Checkpoint] | None = None) -> Checkpoint:

@@ -18,6 +18,7 @@ from app.settings import (
     Background,
     Settings,
     SettingsError,
+    parse_fps,
     parse_ratio,
     parse_resolution,
 )
@@ -82,10 +83,7 @@ def _decode(field: str, text: str) -> object:
     if field == "resolution":
         return parse_resolution(text) if text else None
     if field == "fps":
-        try:
-            return float(text) if text else None
-        except ValueError:
-            raise SettingsError(f"Frame rate '{text}' is not a number.") from None
+        return parse_fps(text) if text else None
     if field == "downsample_ratio":
         return parse_ratio(text or "auto")
     if field in ("full_body", "hold_fps", "virtual_cam"):

@@ -66,10 +66,10 @@ def _message(exc: BaseException) -> str:
 
 def _hardware_problem(settings: Settings) -> str | None:
     """Why the device and precision of ``settings`` cannot run here, or None when they can."""
-    from app.matting.engine import EngineError, pick_device, pick_dtype
+    from app.matting.factory import EngineError, resolve_device, resolve_dtype
 
     try:
-        pick_dtype(settings.precision, pick_device(settings.device))
+        resolve_dtype(settings.precision, resolve_device(settings.device))
     except EngineError as e:
         return _message(e)
     return None
