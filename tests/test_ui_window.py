@@ -233,6 +233,8 @@ def test_no_camera_is_said_plainly_and_a_video_file_recovers(
     wait_frames(qtbot, window, 3)
     assert window.pipeline.settings.source == video
     assert not window.preview.action_button.isVisible()
+    # The message belonged to the camera that failed; with the file playing it is gone.
+    assert not any("/dev/video63" in t for t in window.banners.texts())
 
 
 def test_recording_writes_a_playable_file(open_window, qtbot, tmp_path) -> None:

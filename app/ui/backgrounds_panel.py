@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import DEFAULT_BLUR, GREEN_SCREEN, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Background
+from app.ui.dialogs import Folder, start_folder
 from app.ui.thumbnails import THUMB_SIZE, Io
 
 ICON = QSize(128, 72)
@@ -87,6 +88,15 @@ def _file_key(path: str) -> str:
     return str(Path(path).expanduser().resolve())
 
 
+def _icon(pixmap: QPixmap) -> QIcon:
+    """An icon drawn the same when selected (Qt would tint it with the highlight colour, and a
+    green screen would look teal)."""
+    icon = QIcon()
+    for mode in (QIcon.Mode.Normal, QIcon.Mode.Selected, QIcon.Mode.Active):
+        icon.addPixmap(pixmap, mode)
+    return icon
+
+
 def _tile(paint: Callable[[QPainter, QRect], None]) -> QPixmap:
     pix = QPixmap(THUMB_SIZE)
     pix.fill(QColor("#20242b"))
@@ -122,7 +132,7 @@ def _builtin_icon(key: str, color: tuple[int, int, int]) -> QIcon:
             p.fillRect(r, QColor(*color))
         _paint_person(p, r, QColor(255, 255, 255, 215))
 
-    return QIcon(_tile(paint))
+    return _icon(_tile(paint))
 
 
 def _placeholder_icon(text: str) -> QIcon:
@@ -130,7 +140,7 @@ def _placeholder_icon(text: str) -> QIcon:
         p.setPen(QColor("#9aa3ad"))
         p.drawText(r, int(Qt.AlignmentFlag.AlignCenter), text)
 
-    return QIcon(_tile(paint))
+    return _icon(_tile(paint))
 
 
 class BackgroundGrid(QListWidget):
@@ -244,7 +254,9 @@ class BackgroundsPanel(QWidget):
         self.remove_button.clicked.connect(self.remove_current)
         self.remove_button.setEnabled(False)
 
-        blur_row = QHBoxLayout()
+        self.blur_row = QWidget()
+        blur_row = QHBoxLayout(self.blur_row)
+        blur_row.setContentsMargins(0, 0, 0, 0)
         blur_row.addWidget(QLabel("Blur strength"))
         blur_row.addWidget(self.blur_slider, 1)
         blur_row.addWidget(self.blur_value)
@@ -256,7 +268,7 @@ class BackgroundsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.grid, 1)
-        layout.addLayout(blur_row)
+        layout.addWidget(self.blur_row)
         layout.addLayout(buttons)
         layout.addWidget(hint)
 
@@ -267,7 +279,7 @@ class BackgroundsPanel(QWidget):
         for path in bundled:
             self._add_file_item(str(path), _title(path), user=False)
         for path in user_files:
-            self._add_file_item(path, Path(path).name, user=True)
+            self._add_file_item(path, _title(Path(path)), user=True)
         self.select(current)
 
     # --- items -----------------------------------------------------------------------------------
@@ -338,20 +350,26 @@ class BackgroundsPanel(QWidget):
 
     # --- selection -------------------------------------------------------------------------------
 
-    def select(self, background: Background) -> None:
+    def select(self, background: Background, keep: bool = False) -> None:
         """Shows ``background`` as selected without announcing it (e.g. at start-up).
 
         A file that is not in the grid yet is added to the user's files.
+
+        Args:
+            background: the background in use.
+            keep: only take its blur strength or colour; the selection stays.
         """
         if background.kind == "blur":
             self._set_slider(background.strength)
         if background.kind == "color":
             self._set_color(background.color)
+        if keep:
+            return
         key = background.kind if background.kind in BUILTIN else None
         if background.kind in ("image", "video") and background.path:
             key = _file_key(background.path)
             if key not in self._items:
-                self._add_file_item(key, Path(key).name, user=True)
+                self._add_file_item(key, _title(Path(key)), user=True)
                 self.user_files_changed.emit(self.user_files())
         item = self._items.get(key) if key else None
         self.grid.blockSignals(True)
@@ -380,10 +398,19 @@ class BackgroundsPanel(QWidget):
     def _on_clicked(self, item: QListWidgetItem) -> None:
         if item.data(KEY_ROLE).key != "color":
             return
+        before = self._color
         color = self.ask_color(QColor(*self._color))
         if color is not None and color.isValid():
-            self._set_color((color.red(), color.green(), color.blue()))
-            self.background_chosen.emit(self.background_for(item.data(KEY_ROLE)))
+            self._preview_color(color)
+        elif self._color != before:  # Cancelled after trying colours: put the old one back.
+            self._preview_color(QColor(*before))
+
+    def _preview_color(self, color: QColor) -> None:
+        """Uses ``color`` at once (the colour dialog shows each colour live)."""
+        rgb = (color.red(), color.green(), color.blue())
+        if color.isValid() and rgb != self._color:
+            self._set_color(rgb)
+            self.background_chosen.emit(self.background_for(self._items["color"].data(KEY_ROLE)))
 
     def _set_color(self, rgb: tuple[int, int, int]) -> None:
         self._color = tuple(int(c) for c in rgb)
@@ -406,11 +433,17 @@ class BackgroundsPanel(QWidget):
             self.grid.setCurrentItem(item)
 
     def _ask_color(self, initial: QColor) -> QColor | None:
-        color = QColorDialog.getColor(initial, self, "Background colour")
-        return color if color.isValid() else None
+        dialog = QColorDialog(initial, self)
+        dialog.setWindowTitle("Background colour")
+        dialog.currentColorChanged.connect(self._preview_color)
+        accepted = dialog.exec() == QColorDialog.DialogCode.Accepted
+        color = dialog.selectedColor()
+        dialog.deleteLater()
+        return color if accepted and color.isValid() else None
 
     def _ask_files(self) -> list[str]:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add backgrounds", "", FILE_FILTER)
+        folder = str(start_folder(Folder.PICTURES))
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add backgrounds", folder, FILE_FILTER)
         return list(paths)
 
     # --- the user's files ------------------------------------------------------------------------
@@ -431,7 +464,7 @@ class BackgroundsPanel(QWidget):
             if key in self._items:
                 added.append(key)
                 continue
-            if self._add_file_item(key, Path(key).name, user=True) is not None:
+            if self._add_file_item(key, _title(Path(key)), user=True) is not None:
                 added.append(key)
         if added:
             self._pending_select = added[0]
@@ -467,6 +500,8 @@ class BackgroundsPanel(QWidget):
     def _update_remove(self) -> None:
         choice = self.current_choice()
         self.remove_button.setEnabled(bool(choice and choice.user))
+        # The strength slider only where it does something.
+        self.blur_row.setVisible(choice is not None and choice.key == "blur")
 
     def _context_menu(self, pos: QPoint) -> None:
         item = self.grid.itemAt(pos)
@@ -483,7 +518,7 @@ class BackgroundsPanel(QWidget):
         item = self._items.get(path)
         if item is None:
             return
-        item.setIcon(QIcon(QPixmap.fromImage(image)))
+        item.setIcon(_icon(QPixmap.fromImage(image)))
         self._thumbs_ready.add(path)
         if self._pending_select == path:
             self._finish_pending(path)

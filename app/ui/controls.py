@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Settings, parse_resolution
+from app.ui.dialogs import Folder, start_folder
 
 RESOLUTIONS: tuple[tuple[int, int], ...] = ((640, 360), (640, 480), (1280, 720), (1920, 1080))
 FRAME_RATES: tuple[float, ...] = (15.0, 24.0, 30.0, 60.0)
@@ -200,7 +201,8 @@ class SourcePanel(QWidget):
             self.changed.emit({"source": path, "loop": True})
 
     def _ask_video_file(self) -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a video file", "", VIDEO_FILTER)
+        folder = str(start_folder(Folder.VIDEOS))
+        path, _ = QFileDialog.getOpenFileName(self, "Open a video file", folder, VIDEO_FILTER)
         return path or None
 
 

@@ -29,11 +29,13 @@ class PreviewFrame:
         image: what the preview shows (it owns its pixels).
         index: the pipeline's output frame number.
         t_capture: ``time.monotonic()`` of the camera frame.
+        view: the view it was prepared for (``result``, ``alpha`` or ``side-by-side``).
     """
 
     image: QImage
     index: int
     t_capture: float
+    view: str = "result"
 
 
 def to_qimage(array: np.ndarray) -> QImage:
@@ -117,10 +119,15 @@ class FrameMailbox(QObject):
             packet = self._inbox.get()
             if packet is None:  # Closed.
                 return
+            view = self.view
             try:
-                pixels = compose_view(self.view, packet.source, packet.alpha, packet.composite)
+                pixels = compose_view(view, packet.source, packet.alpha, packet.composite)
+                split = view == "side-by-side" and pixels.shape[1] == 2 * packet.source.shape[1]
                 frame = PreviewFrame(
-                    display_image(pixels), int(packet.index), float(packet.t_capture)
+                    display_image(pixels),
+                    int(packet.index),
+                    float(packet.t_capture),
+                    "side-by-side" if split else ("alpha" if view == "alpha" else "result"),
                 )
             except Exception:  # A malformed packet must not end the preview.
                 log.exception("Could not prepare a preview frame")

@@ -7,6 +7,7 @@ only through queued signals; frames arrive through a :class:`~app.ui.workers.Fra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,9 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 STATS_INTERVAL_MS = 500
 #: Key of the banner about a lost camera (one banner, replaced while it reconnects).
 SOURCE_BANNER = "source"
+#: Key of the banner saying why the pipeline could not start; it goes once one runs.
+START_BANNER = "start"
+TITLE = "mattecam"
 SHUTDOWN_TIMEOUT_MS = 15_000
 
 
@@ -78,7 +82,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.setWindowTitle("mattecam")
+        self.setWindowTitle(TITLE)
         icon = assets / "icon.png"
         if icon.is_file():
             self.setWindowIcon(QIcon(str(icon)))
@@ -146,6 +150,8 @@ class MainWindow(QMainWindow):
         )
         self.output_bar.vcam_toggled.connect(lambda on: self._change(virtual_cam=on))
         self.output_bar.record_toggled.connect(lambda path: self._change(output=path))
+        if settings.output:  # Started with --output: the recording runs from the first frame.
+            self.output_bar.set_recording(settings.output)
 
         self.view_bar = ViewBar(self.mailbox.view, self.preview.mirrored)
         self.view_bar.view_chosen.connect(self.set_view)
@@ -169,6 +175,9 @@ class MainWindow(QMainWindow):
             self._store.user_backgrounds(),
             settings.background,
         )
+        for key in ("last_blur", "last_color"):  # The strength and colour chosen last time.
+            with contextlib.suppress(SettingsError):
+                self.backgrounds.select(Background.parse(self._store.text(key)), keep=True)
         self.backgrounds.background_chosen.connect(self._on_background_chosen)
         self.backgrounds.user_files_changed.connect(self._store.set_user_backgrounds)
         self.backgrounds.problem.connect(lambda text: self.banners.show_message("error", text))
@@ -302,6 +311,8 @@ class MainWindow(QMainWindow):
     def _on_background_chosen(self, background: Background) -> None:
         if background.kind != "none":
             self._last_background = background
+        if background.kind in ("blur", "color"):
+            self._store.set_text(f"last_{background.kind}", background.spec())
         self._change(background=background)
 
     def _on_reset(self) -> None:
@@ -319,6 +330,8 @@ class MainWindow(QMainWindow):
         for widget in (self.side_panel, self.view_bar, self.output_bar, self.statusBar()):
             widget.hide()
         self.showFullScreen()
+        keys = BY_ACTION["fullscreen"].label
+        self.preview.show_note(f"Press Esc or {keys} to leave full screen")
 
     def leave_fullscreen(self) -> None:
         """Returns from the full-screen preview."""
@@ -359,14 +372,16 @@ class MainWindow(QMainWindow):
     def _on_started(self, pipeline: object) -> None:
         self._pipeline = pipeline
         self.progress.done()
+        self.banners.dismiss_key(START_BANNER)  # Whatever kept it from starting is over.
         self.preview.set_message("Waiting for the first frame…")
         self._poll_stats()
 
     def _on_failed(self, message: str) -> None:
         self.progress.done()
-        self.banners.show_message("error", for_window(message))
         if self._pipeline is not None:
+            self.banners.show_message("error", for_window(message))
             return
+        self.banners.show_message("error", for_window(message), key=START_BANNER)
         self.stats_bar.clear()
         source = self._settings.source
         if is_camera_spec(source):
@@ -422,7 +437,7 @@ class MainWindow(QMainWindow):
         frame = self.mailbox.take()
         if frame is None or self._closed:
             return
-        self.preview.set_image(frame.image)
+        self.preview.set_image(frame.image, split=frame.view == "side-by-side")
         if self._snapshot is not None:
             self._snapshot.frame_shown(self.preview.frames_shown)
 
@@ -431,7 +446,7 @@ class MainWindow(QMainWindow):
 
     def _poll_stats(self) -> None:
         pipeline = self._pipeline
-        self.output_bar.tick()
+        self._show_recording()
         if pipeline is None:
             return
         try:
@@ -450,6 +465,15 @@ class MainWindow(QMainWindow):
             self._pipeline = None
             self.stats_bar.clear()
             self.preview.set_message("The source ended. Pick a source to start again.")
+
+    def _show_recording(self) -> None:
+        """Recording shows in red over the preview (in every view, in full screen) and in the
+        title."""
+        elapsed = self.output_bar.tick()
+        self.preview.set_recording(f"REC {elapsed}" if elapsed else None)
+        title = f"● Recording {elapsed} — {TITLE}" if elapsed else TITLE
+        if self.windowTitle() != title:
+            self.setWindowTitle(title)
 
     # --- closing ---------------------------------------------------------------------------------
 

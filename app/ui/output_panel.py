@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QStandardPaths, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from app.ui.dialogs import Folder, start_folder
 from app.ui.widgets import ToggleSwitch
 
 
@@ -20,10 +21,9 @@ def vcam_guidance() -> str:
 
 
 def default_recording_path() -> str:
-    """A fresh file name in the user's videos folder."""
-    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MoviesLocation)
+    """A fresh file name in the user's videos folder (made when missing)."""
     name = time.strftime("mattecam-%Y%m%d-%H%M%S.mp4")
-    return str(Path(folder or Path.home()) / name)
+    return str(start_folder(Folder.VIDEOS, create=True) / name)
 
 
 class OutputBar(QFrame):
@@ -59,7 +59,7 @@ class OutputBar(QFrame):
         self.record_button.setCheckable(True)
         self.record_button.clicked.connect(self._on_record)
         self.record_status = QLabel("")
-        self.record_status.setObjectName("muted")
+        self.record_status.setObjectName("recording")
 
         row = QHBoxLayout(self)
         row.setContentsMargins(8, 6, 8, 6)
@@ -125,12 +125,18 @@ class OutputBar(QFrame):
         else:
             self.record_status.setText("")
 
-    def tick(self) -> None:
-        """Updates the recording time."""
-        if self._recording:
-            seconds = int(time.monotonic() - self._record_started)
-            name = Path(self._recording).name
-            self.record_status.setText(f"● {seconds // 60}:{seconds % 60:02d}  {name}")
+    def tick(self) -> str | None:
+        """Updates the recording time.
+
+        Returns:
+            How long the recording runs (``0:09``), or None when none runs.
+        """
+        if not self._recording:
+            return None
+        seconds = int(time.monotonic() - self._record_started)
+        elapsed = f"{seconds // 60}:{seconds % 60:02d}"
+        self.record_status.setText(f"● {elapsed}  {Path(self._recording).name}")
+        return elapsed
 
     def toggle_recording(self) -> None:
         """Starts recording (asking for a file) or stops it."""

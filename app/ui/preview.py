@@ -1,10 +1,11 @@
-"""The preview: the newest frame, fitted into the widget with its aspect ratio kept."""
+"""The preview: the newest frame, fitted into the widget with its aspect ratio kept, with what the
+user must not miss drawn over it (the recording indicator, a short note, the halves' names)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -18,6 +19,10 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QPushButton, QSizePolicy, QWidget
 
 from app.ui import theme
+
+#: The names of the side-by-side halves, left to right as the frame is composed.
+SPLIT_LABELS = ("Camera", "Result")
+NOTE_MS = 3000
 
 
 def fit_rect(image: QSize, area: QRect) -> QRect:
@@ -57,6 +62,12 @@ class PreviewWidget(QWidget):
         self._mirror = False
         self._message = "Starting…"
         self._frames_shown = 0
+        self._split = False
+        self._recording: str | None = None
+        self._note: str | None = None
+        self._note_timer = QTimer(self)
+        self._note_timer.setSingleShot(True)
+        self._note_timer.timeout.connect(self._clear_note)
         self._checker: QPixmap | None = None
         self.action_button = QPushButton(self)
         self.action_button.hide()
@@ -82,9 +93,47 @@ class PreviewWidget(QWidget):
         """The frame on screen, unmirrored, or None."""
         return self._image
 
-    def set_image(self, image: QImage) -> None:
-        """Shows a new frame (UI thread)."""
+    @property
+    def split(self) -> bool:
+        """Whether the frame on screen is the camera and the result side by side."""
+        return self._split
+
+    @property
+    def recording_text(self) -> str | None:
+        """The recording indicator drawn over the picture, or None."""
+        return self._recording
+
+    @property
+    def note(self) -> str | None:
+        """The short note drawn over the picture, or None."""
+        return self._note
+
+    def set_recording(self, text: str | None) -> None:
+        """Draws a red recording indicator (``text``, e.g. ``REC 0:09``) in the top-right corner;
+        None removes it. It shows in every view and in full screen."""
+        if text != self._recording:
+            self._recording = text
+            self.update()
+
+    def show_note(self, text: str, timeout_ms: int = NOTE_MS) -> None:
+        """Draws ``text`` over the bottom of the picture for ``timeout_ms``."""
+        self._note = text
+        self._note_timer.start(timeout_ms)
+        self.update()
+
+    def _clear_note(self) -> None:
+        self._note = None
+        self.update()
+
+    def set_image(self, image: QImage, split: bool = False) -> None:
+        """Shows a new frame (UI thread).
+
+        Args:
+            image: the picture.
+            split: it is the camera (left half) and the result (right half) side by side.
+        """
         self._image = image
+        self._split = split
         self._frames_shown += 1
         if self._action is not None:
             self.set_action(None)
@@ -151,14 +200,60 @@ class PreviewWidget(QWidget):
                 box = self.rect().adjusted(24, 24, -24, -24)
                 flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
                 p.drawText(box, int(flags), self._message)
-                return
-            target = fit_rect(image.size(), self.rect())
-            if image.hasAlphaChannel():
-                if self._checker is None:
-                    self._checker = _checkerboard()
-                p.fillRect(target, QBrush(self._checker))
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            else:
+                self._paint_image(p, image)
+            self._paint_overlays(p)
+
+    def _paint_image(self, p: QPainter, image: QImage) -> None:
+        target = fit_rect(image.size(), self.rect())
+        if image.hasAlphaChannel():
+            if self._checker is None:
+                self._checker = _checkerboard()
+            p.fillRect(target, QBrush(self._checker))
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        halves = 2 if self._split else 1
+        width = image.width() // halves
+        for half in range(halves):
+            # Mirroring flips each half in place: the camera stays on the left.
+            source = QRectF(half * width, 0, width, image.height())
+            x0 = target.x() + half * target.width() / halves
+            box = QRectF(x0, target.y(), target.width() / halves, target.height())
+            p.save()
             if self._mirror:
-                p.translate(QPointF(target.x() * 2 + target.width(), 0))
+                p.translate(QPointF(box.x() * 2 + box.width(), 0))
                 p.scale(-1.0, 1.0)
-            p.drawImage(QRectF(target), image)
+            p.drawImage(box, image, source)
+            p.restore()
+            if self._split:
+                self._pill(p, SPLIT_LABELS[half], box.topLeft() + QPointF(10, 10), "#c0000000")
+
+    def _paint_overlays(self, p: QPainter) -> None:
+        if self._recording:
+            size = self._pill_size(p, "● " + self._recording)
+            corner = QPointF(self.width() - size.width() - 12, 12)
+            self._pill(p, "● " + self._recording, corner, theme.ERROR, bold=True)
+        if self._note:
+            size = self._pill_size(p, self._note)
+            at = QPointF((self.width() - size.width()) / 2, self.height() - size.height() - 24)
+            self._pill(p, self._note, at, "#d0000000")
+
+    @staticmethod
+    def _pill_size(p: QPainter, text: str) -> QSize:
+        metrics = p.fontMetrics()
+        return QSize(metrics.horizontalAdvance(text) + 20, metrics.height() + 10)
+
+    def _pill(self, p: QPainter, text: str, at: QPointF, color: str, bold: bool = False) -> None:
+        p.save()
+        font = p.font()
+        font.setBold(bold)
+        p.setFont(font)
+        size = self._pill_size(p, text)
+        rect = QRectF(at, QSize(size.width(), size.height()).toSizeF())
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(Qt.PenStyle.NoPen)
+        fill = QColor(color)
+        p.setBrush(fill)
+        p.drawRoundedRect(rect, rect.height() / 2, rect.height() / 2)
+        p.setPen(QColor("#ffffff"))
+        p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
+        p.restore()

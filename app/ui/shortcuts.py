@@ -57,6 +57,30 @@ SHORTCUTS: tuple[Shortcut, ...] = (
 
 BY_ACTION = {s.action: s for s in SHORTCUTS}
 
+#: What the help dialog says before the shortcuts: how to do the usual things.
+GETTING_STARTED = (
+    (
+        "Background",
+        "Click a picture on the right. Blur and Colour have their own settings "
+        "there; add your own images or videos with the button or by dropping them on the grid.",
+    ),
+    (
+        "Video calls",
+        "Turn on Virtual camera under the preview, then choose the mattecam camera "
+        "in your meeting app's camera settings.",
+    ),
+    (
+        "Recording",
+        "Record… saves what the preview shows as Result to a video file; a red REC "
+        "mark shows while it runs.",
+    ),
+    ("No camera?", "Open a video file in Source: it plays in a loop, like a camera."),
+    (
+        "Quality",
+        "Pick Smoothest, Balanced or Sharpest; Advanced settings hold the expert controls.",
+    ),
+)
+
 
 def hint(action: str) -> str:
     """`` (B)``: the shortcut of an action, to append to a tooltip."""
@@ -65,11 +89,20 @@ def hint(action: str) -> str:
 
 
 class HelpDialog(QDialog):
-    """Lists every keyboard shortcut; not modal, so the preview keeps running behind it."""
+    """How to get started, and every keyboard shortcut; not modal, so the preview keeps running
+    behind it."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("mattecam — keyboard shortcuts")
+        self.setWindowTitle("Help — mattecam")  # Ends in the app's name: Qt adds it otherwise.
+        rows = "".join(
+            f"<tr><td style='padding:2px 10px 2px 0'><b>{title}</b></td><td>{text}</td></tr>"
+            for title, text in GETTING_STARTED
+        )
+        self.intro = QLabel(f"<table>{rows}</table>")
+        self.intro.setWordWrap(True)
+        self.intro.setTextFormat(Qt.TextFormat.RichText)
+        heading = QLabel("<b>Keyboard shortcuts</b>")
         self.setModal(False)
         self.table = QTableWidget(len(SHORTCUTS), 2)
         self.table.setHorizontalHeaderLabels(["Keys", "Action"])
@@ -88,6 +121,8 @@ class HelpDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.intro)
+        layout.addWidget(heading)
         layout.addWidget(self.table)
         layout.addWidget(note)
         layout.addWidget(buttons)
@@ -95,7 +130,7 @@ class HelpDialog(QDialog):
         rows = self.table.verticalHeader().length()
         self.table.setMinimumHeight(header + rows + 2 * self.table.frameWidth() + 2)
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.resize(560, self.sizeHint().height())
+        self.resize(600, self.sizeHint().height())
 
     def texts(self) -> list[tuple[str, str]]:
         """The rows of the table: (keys, action)."""

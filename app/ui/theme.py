@@ -45,6 +45,7 @@ QFrame#banner[level="warning"] {{ background: #4a3a16; border: 1px solid {WARNIN
 QFrame#banner[level="info"] {{ background: #1d3557; border: 1px solid {INFO}; }}
 QLabel#muted {{ color: {MUTED}; }}
 QLabel#notice {{ color: {WARNING}; }}
+QLabel#recording {{ color: {ERROR}; font-weight: 600; }}
 QLabel#statValue {{ color: {TEXT}; font-weight: 600; }}
 QLabel#statName {{ color: {MUTED}; }}
 QFrame#statsBar {{ background: {BASE}; border-top: 1px solid #30353e; }}

@@ -1,0 +1,209 @@
+"""The window as a first-time user finds it: messages that go with their cause, choices that are
+remembered, recording that cannot be missed, full screen that says how to leave, labelled views.
+
+The parts are tested on their own where that shows the behaviour; the window runs the real
+pipeline on a small synthetic source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QIcon, QImage
+from PySide6.QtWidgets import QApplication, QColorDialog
+
+from app.settings import Background, Settings
+from app.ui.backgrounds_panel import BackgroundsPanel, bundled_backgrounds
+from app.ui.dialogs import Folder, start_folder
+from app.ui.main_window import ASSETS
+from app.ui.output_panel import default_recording_path
+from app.ui.preview import SPLIT_LABELS, PreviewWidget
+from app.ui.shortcuts import HelpDialog
+from app.ui.thumbnails import Io
+from tests.ui_fixtures import *  # noqa: F403 - fixtures
+from tests.ui_fixtures import flush_qt, make_settings, wait_frames
+
+RED, BLUE = QColor(220, 30, 30), QColor(30, 30, 220)
+
+
+@pytest.fixture
+def io(qt_app, qt_guard):
+    worker = Io()
+    yield worker
+    worker.close()
+
+
+def halves(width: int = 320, height: int = 120) -> QImage:
+    """A frame whose left half is red and right half blue."""
+    image = QImage(width, height, QImage.Format.Format_RGB32)
+    image.fill(BLUE)
+    for x in range(width // 2):
+        for y in range(height):
+            image.setPixelColor(x, y, RED)
+    return image
+
+
+def is_near(color: QColor, target: QColor) -> bool:
+    return all(
+        abs(a - b) < 40 for a, b in zip(color.getRgb()[:3], target.getRgb()[:3], strict=True)
+    )
+
+
+def test_mirror_keeps_the_camera_left_in_side_by_side_and_names_the_halves(
+    qt_app, qt_guard
+) -> None:
+    preview = PreviewWidget()
+    preview.resize(640, 240)
+    preview.set_mirrored(True)
+    preview.set_image(halves(), split=True)
+    shot = preview.grab().toImage()
+    assert is_near(shot.pixelColor(200, 200), RED)  # Camera stays on the left...
+    assert is_near(shot.pixelColor(440, 200), BLUE)  # ...the result on the right.
+    assert preview.split and SPLIT_LABELS == ("Camera", "Result")
+    # The names are drawn: dark pills over the top-left corner of each half.
+    assert shot.pixelColor(24, 20).red() < 120 and shot.pixelColor(344, 20).blue() < 120
+
+    preview.set_image(halves(), split=False)  # A single picture mirrors as a whole.
+    shot = preview.grab().toImage()
+    assert is_near(shot.pixelColor(200, 200), BLUE)
+    preview.deleteLater()
+    flush_qt()
+
+
+def test_recording_indicator_and_notes_are_drawn_over_the_picture(qt_app, qt_guard, qtbot):
+    preview = PreviewWidget()
+    preview.resize(640, 360)
+    image = QImage(320, 180, QImage.Format.Format_RGB32)
+    image.fill(QColor(40, 140, 40))
+    preview.set_image(image)
+    preview.set_recording("REC 0:09")
+    shot = preview.grab().toImage()
+    corner = shot.pixelColor(preview.width() - 30, 24)
+    assert corner.red() > 180 and corner.green() < 110  # The red indicator, top right.
+    preview.set_recording(None)
+    assert preview.grab().toImage().pixelColor(preview.width() - 30, 24).green() > 100
+
+    preview.show_note("Press Esc to leave full screen", timeout_ms=50)
+    assert preview.note is not None
+    qtbot.waitUntil(lambda: preview.note is None, timeout=2000)
+    preview.deleteLater()
+    flush_qt()
+
+
+def test_help_says_how_to_start_and_its_title_names_the_app_once(qt_app, qt_guard) -> None:
+    dialog = HelpDialog()
+    assert dialog.windowTitle() == "Help — mattecam"
+    assert dialog.windowTitle().count("mattecam") == 1
+    assert "Virtual camera" in dialog.intro.text() and "Open a video file" in dialog.intro.text()
+    assert len(dialog.texts()) >= 10
+    dialog.deleteLater()
+    flush_qt()
+
+
+def _same_pixels(icon: QIcon) -> bool:
+    size = QSize(64, 36)
+    normal = icon.pixmap(size, QIcon.Mode.Normal).toImage()
+    selected = icon.pixmap(size, QIcon.Mode.Selected).toImage()
+    return normal == selected
+
+
+def test_background_grid_labels_slider_and_colour_preview(io, qtbot, tmp_path) -> None:
+    picture = tmp_path / "my-beach.jpg"
+    QImage(64, 48, QImage.Format.Format_RGB888).save(str(picture))
+    panel = BackgroundsPanel(io, bundled_backgrounds(ASSETS / "backgrounds"), [], Background())
+    panel.show()
+    chosen: list[Background] = []
+    panel.background_chosen.connect(chosen.append)
+
+    panel.add_files([str(picture)])
+    assert panel.item(str(picture)).text() == "My beach"  # No ".jpg".
+    # Selected thumbnails keep their colours (Green screen stays green).
+    assert _same_pixels(panel.item("green").icon())
+    qtbot.waitUntil(lambda: str(picture.resolve()) in panel.thumbnails_ready, timeout=10_000)
+    assert _same_pixels(panel.item(str(picture)).icon())
+
+    # The blur strength shows only with the blur background.
+    panel.select(Background(kind="blur"))
+    assert panel.blur_row.isVisible()
+    panel.select(Background(kind="green"))
+    assert not panel.blur_row.isVisible()
+
+    # The colour dialog shows each colour live; cancelling puts the old one back.
+    seen: list[Background] = []
+
+    def try_colours() -> None:
+        dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QColorDialog))
+        dialog.setCurrentColor(QColor("#ff8800"))
+        seen.append(chosen[-1])
+        dialog.reject()
+
+    QTimer.singleShot(100, try_colours)
+    item = panel.item("color")
+    panel.grid.setCurrentItem(item)
+    chosen.clear()
+    panel.grid.itemClicked.emit(item)
+    assert seen == [Background(kind="color", color=(0xFF, 0x88, 0x00))]
+    assert chosen[-1] == Background(kind="color", color=(30, 90, 160))  # Back to the old one.
+    panel.close()
+    panel.deleteLater()
+    flush_qt()
+
+
+def test_file_dialogs_start_in_the_users_folders(monkeypatch, tmp_path, qt_app) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
+    assert start_folder(Folder.PICTURES) == tmp_path  # Missing: the home folder, not the cwd.
+    recording = Path(default_recording_path())
+    assert recording.parent == tmp_path / "Videos" and recording.parent.is_dir()
+    assert recording.suffix == ".mp4"
+    assert start_folder(Folder.VIDEOS) == tmp_path / "Videos"
+
+
+def test_recording_from_the_start_shows_in_every_view_and_the_title(
+    open_window, qtbot, tmp_path
+) -> None:
+    target = tmp_path / "from-start.mp4"
+    window = open_window(make_settings(output=str(target)), overrides={"source", "output"})
+    assert window.output_bar.recording == str(target)
+    wait_frames(qtbot, window, 2)
+    qtbot.waitUntil(lambda: (window.preview.recording_text or "").startswith("REC"), timeout=5000)
+    assert window.windowTitle().startswith("● Recording") and "mattecam" in window.windowTitle()
+
+    # Full screen hides the bars but not the indicator, and says how to leave.
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    assert window.preview_fullscreen and not window.output_bar.isVisible()
+    assert "Esc" in (window.preview.note or "")
+    shot = window.preview.grab().toImage()
+    corner = shot.pixelColor(window.preview.width() - 30, 24)
+    assert corner.red() > 180 and corner.green() < 110
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+
+    qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.windowTitle() == "mattecam", timeout=5000)
+    assert window.preview.recording_text is None
+    qtbot.waitUntil(lambda: target.is_file(), timeout=20_000)
+
+
+def test_colour_and_blur_strength_are_remembered(open_window, qtbot) -> None:
+    first = open_window()
+    panel = first.backgrounds
+    panel.ask_color = lambda initial: QColor("#204060")
+    item = panel.item("color")
+    panel.grid.setCurrentItem(item)
+    panel.grid.itemClicked.emit(item)
+    assert first.settings.background == Background(kind="color", color=(0x20, 0x40, 0x60))
+    panel.blur_slider.setValue(23)  # Back to blur, stronger.
+    assert first.settings.background == Background(kind="blur", strength=23.0)
+    first.close()
+    flush_qt()
+
+    second = open_window(Settings(source="synthetic:320x240@15", device="cpu"), {"device"})
+    panel = second.backgrounds
+    assert second.settings.background == Background(kind="blur", strength=23.0)
+    assert panel.blur_slider.value() == 23
+    colour = panel.background_for(panel.item("color").data(Qt.ItemDataRole.UserRole))
+    assert colour == Background(kind="color", color=(0x20, 0x40, 0x60))
+    second.close()
+    flush_qt()
