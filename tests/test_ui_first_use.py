@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QImage
-from PySide6.QtWidgets import QApplication, QColorDialog
+from PySide6.QtWidgets import QApplication, QCheckBox, QColorDialog, QLabel, QPushButton
 
 from app.settings import Background, Settings
 from app.ui.backgrounds_panel import BackgroundsPanel, bundled_backgrounds
@@ -20,6 +20,7 @@ from app.ui.dialogs import Folder, start_folder
 from app.ui.main_window import ASSETS
 from app.ui.output_panel import default_recording_path
 from app.ui.preview import SPLIT_LABELS, PreviewWidget
+from app.ui.quality_panel import Preset, QualityPanel
 from app.ui.shortcuts import HelpDialog
 from app.ui.thumbnails import Io
 from tests.ui_fixtures import *  # noqa: F403 - fixtures
@@ -206,4 +207,84 @@ def test_colour_and_blur_strength_are_remembered(open_window, qtbot) -> None:
     colour = panel.background_for(panel.item("color").data(Qt.ItemDataRole.UserRole))
     assert colour == Background(kind="color", color=(0x20, 0x40, 0x60))
     second.close()
+    flush_qt()
+
+
+def test_weights_that_cannot_be_downloaded_can_be_chosen_by_hand(open_window, qtbot) -> None:
+    from app.matting import weights
+
+    cached = str(weights.fetch("mobilenetv3"))  # Stands for a file the user downloaded.
+
+    def offline(variant: str, *, progress=None) -> Path:
+        raise weights.WeightsError("Could not fetch the weights: no network.")
+
+    window = open_window(fetch=offline)
+    qtbot.waitUntil(lambda: window.banners.find("weights") is not None, timeout=20_000)
+    banner = window.banners.find("weights")
+    assert "rvm_mobilenetv3.pth" in banner.text and "--checkpoint" not in banner.text
+    assert window.pipeline is None
+    asked: list[str] = []
+    window.remedies.ask_weights_file = lambda variant: asked.append(variant) or cached
+    button = banner.detail.buttons["Choose MobileNetV3 weights…"]
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert asked == ["mobilenetv3"]
+    wait_frames(qtbot, window, 2)
+    assert window.pipeline.settings.checkpoint == cached
+    assert window.banners.find("weights") is None
+    window.close()
+    flush_qt()
+
+    # The chosen file is remembered: the next start needs no download.
+    second = open_window(fetch=offline)
+    wait_frames(qtbot, second, 1)
+    assert second.pipeline.settings.checkpoint == cached
+
+
+def test_only_devices_and_precisions_that_can_run_are_offered(qt_app, qt_guard) -> None:
+    import torch
+
+    panel = QualityPanel(Settings())
+    devices = [panel.device_combo.itemData(i) for i in range(panel.device_combo.count())]
+    precisions = [panel.precision_combo.itemData(i) for i in range(panel.precision_combo.count())]
+    assert "cpu" in devices and "auto" in devices
+    assert ("cuda" in devices) == torch.cuda.is_available()
+    assert ("fp16" in precisions) == torch.cuda.is_available()
+    panel.deleteLater()
+    flush_qt()
+
+
+def test_quality_offers_a_simple_choice_and_says_when_detail_is_lowered(qt_app, qt_guard) -> None:
+    panel = QualityPanel(Settings())
+    panel.show()
+    changes: list[dict] = []
+    panel.changed.connect(changes.append)
+    # The defaults are the smoothest choice; the expert controls wait behind a button.
+    assert panel.preset_buttons[Preset.SMOOTHEST].isChecked()
+    assert not panel.advanced.isVisible() and not panel.custom_note.isVisible()
+    panel.preset_buttons[Preset.SHARPEST].click()
+    assert changes[-1] == {"hold_fps": False, "sync": "exact"}
+    assert not panel.hold_fps.isChecked() and panel.sync_combo.currentData() == "exact"
+    panel.advanced_button.click()
+    assert panel.advanced.isVisible()
+    panel.hold_fps.setChecked(True)  # An expert mix matches no simple choice.
+    assert not any(b.isChecked() for b in panel.preset_buttons.values())
+    assert panel.custom_note.isVisible()
+
+    # A fixed 87 % detail that holding the frame rate brought down to 256x144 on a 640x480
+    # frame: the panel says what is in use and why, next to the 87 % chosen.
+    panel.set_settings(Settings(downsample_ratio=0.87, hold_fps=True))
+    assert panel.ratio_label.text() == "87 %"
+    panel.show_in_use("256x192", (640, 480))
+    assert panel.in_use.isVisible()
+    assert "40 %" in panel.in_use.text() and "87 %" in panel.in_use.text()
+    assert "keep up" in panel.in_use.text()
+    panel.show_in_use("557x418", (640, 480))  # As chosen: nothing to say.
+    assert not panel.in_use.isVisible()
+    # Words a non-expert does not know are gone from what the tab shows.
+    shown = " ".join(w.text() for w in panel.findChildren(QLabel) + panel.findChildren(QCheckBox))
+    shown += " ".join(b.text() for b in panel.findChildren(QPushButton))
+    for word in ("downsample", "ratio", "precision", "memory", "Smooth —", "Exact"):
+        assert word.lower() not in shown.lower(), word
+    panel.close()
+    panel.deleteLater()
     flush_qt()

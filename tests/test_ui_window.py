@@ -5,6 +5,7 @@ Only the virtual-camera driver (a system edge) and the camera list (hardware) ar
 
 from __future__ import annotations
 
+import platform
 import threading
 from pathlib import Path
 
@@ -18,10 +19,12 @@ from app.capture.base import SourceError, SourceLost
 from app.capture.registry import register_source
 from app.matting import weights
 from app.output.recorder import Recorder
-from app.output.virtualcam import guidance
+from app.output.virtualcam import guidance, register_backend, unregister_backend
 from app.settings import Background, Settings
 from app.ui.app import ENV_SCREENSHOT, ENV_SCREENSHOT_FRAMES, run_gui
 from app.ui.main_window import ASSETS, MainWindow
+from app.ui.output_panel import UNAVAILABLE
+from app.ui.remedies import LINUX_INSTALL
 from app.ui.stats_bar import EMPTY
 from app.ui.workers import live_threads
 from tests.ui_fixtures import *  # noqa: F403 - fixtures
@@ -169,17 +172,40 @@ def test_virtual_camera_switch_drives_the_driver(open_window, qtbot, fake_vcam) 
     assert window.settings.virtual_cam is False
 
 
-def test_missing_driver_shows_the_guidance_and_the_app_goes_on(
-    open_window, qtbot, no_driver
+def test_missing_driver_is_one_message_with_a_retry_and_not_remembered_on(
+    open_window, qtbot, tmp_path
 ) -> None:
-    window = open_window(vcam_backend=no_driver)
-    wait_frames(qtbot, window, 2)
-    qtbot.mouseClick(window.output_bar.vcam_switch, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: guidance() in window.output_bar.vcam_status.text(), timeout=10_000)
-    assert not window.output_bar.vcam_switch.isChecked()
-    qtbot.waitUntil(lambda: window.banners.texts() != [], timeout=10_000)
-    wait_frames(qtbot, window, 3)
-    assert guidance() in window.output_bar.vcam_status.text()
+    _Driver.installed.clear()
+    register_backend("ui-later", _Driver)
+    try:
+        window = open_window(make_settings(virtual_cam=True), vcam_backend="ui-later")
+        qtbot.waitUntil(lambda: window.banners.find("vcam") is not None, timeout=20_000)
+        banner = window.banners.find("vcam")
+        assert not window.output_bar.vcam_switch.isChecked()
+        assert window.output_bar.vcam_status.text() == UNAVAILABLE  # One line under the switch.
+        # The command sits in a field of its own, ready to copy; the message says it once.
+        command = banner.detail.command_field
+        if platform.system() == "Linux":
+            assert command is not None and command.text() == LINUX_INSTALL
+            assert command.isReadOnly() and LINUX_INSTALL not in banner.text
+        assert len(window.banners.texts()) == 1
+        assert guidance() not in "".join(window.banners.texts())
+        # A failed switch is remembered off: the next start does not fail again.
+        assert window.store.load_settings(Settings())[0].virtual_cam is False
+        wait_frames(qtbot, window, 2)
+
+        _Driver.installed.set()  # The user installs the driver and presses Try again.
+        qtbot.mouseClick(banner.detail.buttons["Try again"], Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(
+            lambda: window.output_bar.vcam_status.text().startswith("On"), timeout=20_000
+        )
+        assert window.output_bar.vcam_switch.isChecked()
+        qtbot.waitUntil(lambda: window.banners.find("vcam") is None, timeout=5_000)
+        assert window.store.load_settings(Settings())[0].virtual_cam is True
+        wait_frames(qtbot, window, 2)
+    finally:
+        window.close()
+        unregister_backend("ui-later")
 
 
 def test_settings_survive_a_restart(open_window, qtbot, tmp_path) -> None:
@@ -322,6 +348,17 @@ def test_a_precision_that_cannot_run_here_is_refused_and_a_reload_ends(open_wind
     )
     assert not window.progress.isVisible()
     wait_frames(qtbot, window, 2)
+
+
+class _Driver(FakeDriver):
+    """A virtual camera driver that is missing until :attr:`installed` is set."""
+
+    installed = threading.Event()
+
+    def __init__(self, **kw: object) -> None:
+        if not self.installed.is_set():
+            raise RuntimeError("v4l2loopback module is not loaded")
+        super().__init__(**kw)
 
 
 class _Unplugged:

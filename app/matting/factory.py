@@ -31,6 +31,17 @@ def _mps_available() -> bool:
     return mps is not None and mps.is_available()
 
 
+def available_devices() -> tuple[str, ...]:
+    """The device names :func:`resolve_device` accepts on this machine: ``auto`` and ``cpu``
+    always, ``cuda`` and ``mps`` where PyTorch sees them."""
+    found = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if _mps_available():
+        found.append("mps")
+    return tuple(found)
+
+
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """Turns a device name into a device that is there.
 

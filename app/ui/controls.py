@@ -1,15 +1,13 @@
-"""The source and quality panels. Each reflects the settings it is given and announces the user's
-changes as ``{field: value}`` dictionaries for :meth:`Settings.replace`."""
+"""The Source tab. It reflects the settings it is given and announces the user's changes as
+``{field: value}`` dictionaries for :meth:`Settings.replace`."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -17,7 +15,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSlider,
     QVBoxLayout,
     QWidget,
 )
@@ -30,18 +27,6 @@ FRAME_RATES: tuple[float, ...] = (15.0, 24.0, 30.0, 60.0)
 VIDEO_FILTER = "Videos ({});;Images ({})".format(
     " ".join(f"*{s}" for s in VIDEO_SUFFIXES), " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
 )
-VARIANT_LABELS = {"mobilenetv3": "MobileNetV3 — fast", "resnet50": "ResNet-50 — finer, needs a GPU"}
-DEVICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)", "mps": "Apple GPU"}
-PRECISION_LABELS = {"auto": "Automatic", "fp32": "FP32 — full", "fp16": "FP16 — half (GPU)"}
-RATIO_MODES = (
-    ("portrait", "Automatic — portrait"),
-    ("full_body", "Automatic — full body"),
-    ("manual", "Manual"),
-)
-SYNC_LABELS = {
-    "smooth": "Smooth — every camera frame",
-    "exact": "Exact — each frame's own matte",
-}
 
 
 def is_camera_spec(source: str) -> bool:
@@ -61,7 +46,7 @@ def describe_source(source: str) -> str:
     return f"{kind}: {path.name}"
 
 
-def _set_combo(combo: QComboBox, data: object, label: str | None = None) -> None:
+def set_combo(combo: QComboBox, data: object, label: str | None = None) -> None:
     """Selects the entry holding ``data``; adds one (named ``label``) when there is none."""
     index = combo.findData(data)
     if index < 0:
@@ -156,9 +141,9 @@ class SourcePanel(QWidget):
         self._fill_sources()
         res = settings.resolution
         res_key = "{}x{}".format(*res) if res else ""
-        _set_combo(self.resolution_combo, res_key, "{} × {}".format(*res) if res else None)
+        set_combo(self.resolution_combo, res_key, "{} × {}".format(*res) if res else None)
         fps_key = f"{settings.fps:g}" if settings.fps else ""
-        _set_combo(self.fps_combo, fps_key, f"{fps_key} fps")
+        set_combo(self.fps_combo, fps_key, f"{fps_key} fps")
 
     def _on_resolution(self, _index: int) -> None:
         key = self.resolution_combo.currentData()
@@ -204,124 +189,3 @@ class SourcePanel(QWidget):
         folder = str(start_folder(Folder.VIDEOS))
         path, _ = QFileDialog.getOpenFileName(self, "Open a video file", folder, VIDEO_FILTER)
         return path or None
-
-
-class QualityPanel(QWidget):
-    """Model variant, device, precision, the downsample ratio and a recurrent-state reset.
-
-    Signals:
-        changed(dict): new values for ``variant``, ``device``, ``precision``,
-            ``downsample_ratio``, ``full_body``, ``hold_fps`` or ``sync``.
-        reset_requested(): forget the network's memory of earlier frames.
-    """
-
-    changed = Signal(dict)
-    reset_requested = Signal()
-
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.variant_combo = self._combo(
-            VARIANT_LABELS, "variant", "Which network does the matting"
-        )
-        devices = {k: v for k, v in DEVICE_LABELS.items() if k != "mps" or sys.platform == "darwin"}
-        self.device_combo = self._combo(devices, "device", "Where the network runs")
-        self.precision_combo = self._combo(
-            PRECISION_LABELS, "precision", "Half precision is faster on GPUs"
-        )
-        self.ratio_mode = QComboBox()
-        for key, label in RATIO_MODES:
-            self.ratio_mode.addItem(label, key)
-        self.ratio_mode.setToolTip(
-            "How much the picture is shrunk before the network looks at it: automatic picks it "
-            "from the frame size (full body keeps more detail for people far from the camera)"
-        )
-        self.ratio_mode.activated.connect(self._on_ratio_mode)
-        self.ratio_slider = QSlider(Qt.Orientation.Horizontal)
-        self.ratio_slider.setRange(5, 100)
-        self.ratio_slider.setSingleStep(5)
-        self.ratio_slider.setPageStep(10)
-        self.ratio_slider.setToolTip("Lower is faster, higher keeps finer detail")
-        self.ratio_slider.valueChanged.connect(self._on_ratio_value)
-        self.ratio_label = QLabel()
-        self.ratio_label.setMinimumWidth(36)
-        self.hold_fps = QCheckBox("Hold the camera's frame rate")
-        self.hold_fps.setToolTip(
-            "Lower the detail while the network cannot keep up with the camera, raise it again "
-            "when it can"
-        )
-        self.hold_fps.toggled.connect(lambda on: self.changed.emit({"hold_fps": on}))
-        self.sync_combo = self._combo(
-            SYNC_LABELS,
-            "sync",
-            "Smooth sends every camera frame with the newest matte; exact waits for each frame's "
-            "own matte (lower frame rate on slow machines)",
-        )
-        self.reset_button = QPushButton("Reset matting memory")
-        self.reset_button.setToolTip(
-            "Forget what the network learned from earlier frames (after a scene change)"
-        )
-        self.reset_button.clicked.connect(self.reset_requested)
-
-        ratio_row = QHBoxLayout()
-        ratio_row.addWidget(self.ratio_slider, 1)
-        ratio_row.addWidget(self.ratio_label)
-        model = QGroupBox("Model")
-        form = QFormLayout(model)
-        form.addRow("Network", self.variant_combo)
-        form.addRow("Device", self.device_combo)
-        form.addRow("Precision", self.precision_combo)
-        detail = QGroupBox("Detail")
-        detail_form = QFormLayout(detail)
-        detail_form.addRow("Downsample", self.ratio_mode)
-        detail_form.addRow("Ratio", ratio_row)
-        detail_form.addRow("", self.hold_fps)
-        detail_form.addRow("Output", self.sync_combo)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(model)
-        layout.addWidget(detail)
-        layout.addWidget(self.reset_button)
-        layout.addStretch(1)
-        self.set_settings(settings)
-
-    def _combo(self, labels: dict[str, str], field: str, tip: str) -> QComboBox:
-        combo = QComboBox()
-        for key, label in labels.items():
-            combo.addItem(label, key)
-        combo.setToolTip(tip)
-        combo.activated.connect(lambda _: self.changed.emit({field: combo.currentData()}))
-        return combo
-
-    def set_settings(self, settings: Settings) -> None:
-        """Shows ``settings`` without announcing a change."""
-        _set_combo(self.variant_combo, settings.variant)
-        _set_combo(self.device_combo, settings.device)
-        _set_combo(self.precision_combo, settings.precision)
-        _set_combo(self.sync_combo, settings.sync)
-        self.hold_fps.blockSignals(True)
-        self.hold_fps.setChecked(settings.hold_fps)
-        self.hold_fps.blockSignals(False)
-        if settings.downsample_ratio is not None:
-            mode = "manual"
-        else:
-            mode = "full_body" if settings.full_body else "portrait"
-        _set_combo(self.ratio_mode, mode)
-        ratio = settings.downsample_ratio or 0.375
-        self.ratio_slider.blockSignals(True)
-        self.ratio_slider.setValue(round(ratio * 100))
-        self.ratio_slider.blockSignals(False)
-        self.ratio_slider.setEnabled(mode == "manual")
-        self.ratio_label.setText(f"{ratio:.2f}" if mode == "manual" else "auto")
-
-    def _on_ratio_mode(self, _index: int) -> None:
-        mode = self.ratio_mode.currentData()
-        manual = mode == "manual"
-        self.ratio_slider.setEnabled(manual)
-        ratio = self.ratio_slider.value() / 100 if manual else None
-        self.ratio_label.setText(f"{ratio:.2f}" if manual else "auto")
-        self.changed.emit({"downsample_ratio": ratio, "full_body": mode == "full_body"})
-
-    def _on_ratio_value(self, value: int) -> None:
-        self.ratio_label.setText(f"{value / 100:.2f}")
-        if self.ratio_mode.currentData() == "manual":
-            self.changed.emit({"downsample_ratio": value / 100})

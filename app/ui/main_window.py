@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QIcon
 from PySide6.QtWidgets import (
     QApplication,
     QMainWindow,
@@ -25,17 +25,20 @@ from PySide6.QtWidgets import (
 
 from app.settings import Background, Settings, SettingsError
 from app.ui.backgrounds_panel import BackgroundsPanel, bundled_backgrounds
-from app.ui.controls import QualityPanel, SourcePanel, is_camera_spec
+from app.ui.controls import SourcePanel, is_camera_spec
 from app.ui.frames import FrameMailbox
-from app.ui.output_panel import OutputBar
+from app.ui.fullscreen import FullScreen
+from app.ui.output_panel import OutputBar, vcam_guidance
 from app.ui.preview import PreviewWidget
-from app.ui.shortcuts import BY_ACTION, SHORTCUTS, HelpDialog, hint
+from app.ui.quality_panel import QualityPanel
+from app.ui.remedies import Remedies, checkpoint_for, variant_name
+from app.ui.shortcuts import BY_ACTION, HelpDialog, hint, install_shortcuts
 from app.ui.snapshot import Snapshot
 from app.ui.stats_bar import StatsBar
 from app.ui.store import PERSISTED_FIELDS, Store
 from app.ui.thumbnails import Io
 from app.ui.view_bar import VIEW_KEYS, ViewBar
-from app.ui.widgets import BannerArea, ProgressRow
+from app.ui.widgets import BannerArea, OverlayStack, ProgressRow
 from app.ui.wording import for_window
 from app.ui.workers import PipelineWorker, start_thread, stop_thread
 
@@ -87,8 +90,11 @@ class MainWindow(QMainWindow):
         if icon.is_file():
             self.setWindowIcon(QIcon(str(icon)))
         self.setMinimumSize(900, 560)
-        self._settings = settings
         self._store = store
+        if settings.checkpoint is None:  # Weights the user chose by hand earlier.
+            settings = settings.replace(checkpoint=checkpoint_for(store, settings.variant))
+        self._settings = settings
+        self._frame_size: tuple[int, int] | None = None  # The camera frame's, once one is shown.
         self._pipeline = None
         self._closed = False
         self._last_background = (
@@ -98,7 +104,6 @@ class MainWindow(QMainWindow):
         #: 1 when a requested screenshot could not be taken (set on close), else 0.
         self.exit_code = 0
         self._help: HelpDialog | None = None
-        self._fullscreen_restore: bool | None = None  # was the window maximized
 
         self.io = Io(self)
         self.mailbox = FrameMailbox(self)
@@ -118,6 +123,7 @@ class MainWindow(QMainWindow):
         self.worker.failed.connect(self._on_failed, queued)
         self.worker.event.connect(self._on_event, queued)
         self.worker.reverted.connect(self._on_reverted, queued)
+        self.worker.weights_missing.connect(self._on_weights_missing, queued)
         self.mailbox.frame_ready.connect(self._on_frame, queued)
         self.io.worker.cameras_listed.connect(self._on_cameras, queued)
 
@@ -164,9 +170,8 @@ class MainWindow(QMainWindow):
         column.setContentsMargins(8, 8, 4, 8)
         column.setSpacing(6)
         column.addWidget(self.view_bar)
-        column.addWidget(self.banners)
         column.addWidget(self.progress)
-        column.addWidget(self.preview, 1)
+        column.addWidget(OverlayStack(self.preview, self.banners), 1)
         column.addWidget(self.output_bar)
 
         self.backgrounds = BackgroundsPanel(
@@ -192,6 +197,10 @@ class MainWindow(QMainWindow):
         self.quality_panel = QualityPanel(settings)
         self.quality_panel.changed.connect(lambda changes: self._change(**changes))
         self.quality_panel.reset_requested.connect(self._on_reset)
+        self.quality_panel.set_advanced_visible(self._store.flag("quality_advanced"))
+        self.quality_panel.advanced_button.toggled.connect(
+            lambda on: self._store.set_flag("quality_advanced", on)
+        )
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self.backgrounds, "Background")
@@ -217,6 +226,9 @@ class MainWindow(QMainWindow):
         self.stats_bar = StatsBar()
         self.statusBar().addPermanentWidget(self.stats_bar, 1)
         self.statusBar().setSizeGripEnabled(True)
+        self.remedies = Remedies(self.banners, self.output_bar, self._store, self._change)
+        chrome = (self.side_panel, self.view_bar, self.output_bar, self.statusBar())
+        self._fullscreen = FullScreen(self, self.preview, chrome)
 
     def _build_actions(self) -> None:
         handlers: dict[str, Callable[[], None]] = {
@@ -233,18 +245,8 @@ class MainWindow(QMainWindow):
             "help": self.show_help,
             "quit": self.close,
         }
-        self.actions_by_name: dict[str, QAction] = {}
-        for shortcut in SHORTCUTS:
-            action = QAction(shortcut.description, self)
-            action.setShortcuts([QKeySequence(k) for k in shortcut.keys])
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            action.triggered.connect(handlers[shortcut.action])
-            self.addAction(action)
-            self.actions_by_name[shortcut.action] = action
-        leave = QAction("Leave full screen", self)
-        leave.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        leave.triggered.connect(self.leave_fullscreen)
-        self.addAction(leave)
+        handlers["leave_fullscreen"] = self.leave_fullscreen
+        self.actions_by_name: dict[str, QAction] = install_shortcuts(self, handlers)
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -265,6 +267,8 @@ class MainWindow(QMainWindow):
 
     def _change(self, persist: bool = True, **changes: object) -> None:
         """Applies changed settings: checked, remembered, handed to the pipeline."""
+        if "variant" in changes and "checkpoint" not in changes:
+            changes["checkpoint"] = checkpoint_for(self._store, str(changes["variant"]))
         try:
             new = self._settings.replace(**changes)
         except SettingsError as e:
@@ -317,38 +321,22 @@ class MainWindow(QMainWindow):
 
     def _on_reset(self) -> None:
         self._reset.emit()
-        self.banners.show_message("info", "The matting memory was reset.", timeout_ms=4000)
+        self.banners.show_message("info", "The cut-out starts afresh.", timeout_ms=4000)
 
     # --- full screen and help --------------------------------------------------------------------
 
     def toggle_fullscreen(self) -> None:
         """Shows only the preview on the whole screen, or returns to the normal window."""
-        if self._fullscreen_restore is not None:
-            self.leave_fullscreen()
-            return
-        self._fullscreen_restore = self.isMaximized()
-        for widget in (self.side_panel, self.view_bar, self.output_bar, self.statusBar()):
-            widget.hide()
-        self.showFullScreen()
-        keys = BY_ACTION["fullscreen"].label
-        self.preview.show_note(f"Press Esc or {keys} to leave full screen")
+        self._fullscreen.toggle()
 
     def leave_fullscreen(self) -> None:
         """Returns from the full-screen preview."""
-        if self._fullscreen_restore is None:
-            return
-        maximized, self._fullscreen_restore = self._fullscreen_restore, None
-        for widget in (self.side_panel, self.view_bar, self.output_bar, self.statusBar()):
-            widget.show()
-        if maximized:
-            self.showMaximized()
-        else:
-            self.showNormal()
+        self._fullscreen.leave()
 
     @property
     def preview_fullscreen(self) -> bool:
         """Whether the full-screen preview is on."""
-        return self._fullscreen_restore is not None
+        return self._fullscreen.active
 
     def show_help(self) -> None:
         """Opens the list of keyboard shortcuts."""
@@ -363,6 +351,13 @@ class MainWindow(QMainWindow):
         return self._help
 
     # --- from the workers ------------------------------------------------------------------------
+
+    def _on_weights_missing(self, variant: str, message: str) -> None:
+        self.progress.done()
+        log.info("Weights missing: %s", message)
+        self.remedies.weights_missing(variant)
+        if self._pipeline is None:
+            self.preview.clear(f"The {variant_name(variant)} weights are missing.")
 
     def _on_progress(self, message: str, fraction: float) -> None:
         if self._pipeline is None:
@@ -418,7 +413,9 @@ class MainWindow(QMainWindow):
         if kind in ("info", "error") and self._pipeline is not None:
             self.progress.done()  # The step a progress event announced is over (or failed).
         source_state = getattr(event, "source_state", "")
-        if source_state == "reconnecting":
+        if kind == "warning" and vcam_guidance() in message:
+            self.remedies.vcam_unavailable()  # One message with its remedy, not the pipeline's.
+        elif source_state == "reconnecting":
             self.banners.show_message("warning", message, key=SOURCE_BANNER)
         elif kind in ("error", "warning"):
             self.banners.show_message(kind, message)
@@ -437,7 +434,10 @@ class MainWindow(QMainWindow):
         frame = self.mailbox.take()
         if frame is None or self._closed:
             return
-        self.preview.set_image(frame.image, split=frame.view == "side-by-side")
+        split = frame.view == "side-by-side"
+        self.preview.set_image(frame.image, split=split)
+        width = frame.image.width() // (2 if split else 1)
+        self._frame_size = (width, frame.image.height())
         if self._snapshot is not None:
             self._snapshot.frame_shown(self.preview.frames_shown)
 
@@ -455,12 +455,8 @@ class MainWindow(QMainWindow):
             log.exception("Reading the statistics failed")
             return
         self.stats_bar.show_stats(stats)
-        state = str(getattr(stats, "vcam", "off"))
-        if state == "unavailable" and self._settings.virtual_cam:
-            self.output_bar.show_unavailable()
-            self._change(persist=False, virtual_cam=False)
-        else:
-            self.output_bar.set_vcam_state(state)
+        self.quality_panel.show_in_use(str(stats.internal_resolution), self._frame_size)
+        self.remedies.vcam_state(str(getattr(stats, "vcam", "off")))
         if not getattr(pipeline, "running", True):
             self._pipeline = None
             self.stats_bar.clear()
@@ -478,12 +474,8 @@ class MainWindow(QMainWindow):
     # --- closing ---------------------------------------------------------------------------------
 
     def changeEvent(self, event: QEvent) -> None:
-        if (
-            event.type() == QEvent.Type.WindowStateChange
-            and self._fullscreen_restore is not None
-            and not self.isFullScreen()
-        ):
-            self.leave_fullscreen()
+        if event.type() == QEvent.Type.WindowStateChange:
+            self._fullscreen.window_state_changed()
         super().changeEvent(event)
 
     def shut_down(self) -> None:
@@ -492,7 +484,7 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self._stats_timer.stop()
-        if self._fullscreen_restore is None:
+        if not self._fullscreen.active:
             self._store.set_geometry(self.saveGeometry())
         self._store.sync()
         self.worker.cancel()

@@ -20,6 +20,10 @@ def vcam_guidance() -> str:
     return guidance()
 
 
+#: The switch's state when no driver could be opened.
+UNAVAILABLE = "No driver found"
+
+
 def default_recording_path() -> str:
     """A fresh file name in the user's videos folder (made when missing)."""
     name = time.strftime("mattecam-%Y%m%d-%H%M%S.mp4")
@@ -52,7 +56,6 @@ class OutputBar(QFrame):
         title.setBuddy(self.vcam_switch)
         self.vcam_status = QLabel("Off")
         self.vcam_status.setObjectName("muted")
-        self.vcam_status.setWordWrap(True)
         self.vcam_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.record_button = QPushButton("Record…")
         self.record_button.setObjectName("recordButton")
@@ -97,10 +100,11 @@ class OutputBar(QFrame):
             self.vcam_status.setText("Off")
 
     def show_unavailable(self) -> None:
-        """Turns the switch off and shows how to install a virtual camera driver."""
+        """Turns the switch off and says, in a few words, that there is no driver (the window's
+        message above the preview says what to do)."""
         self.set_vcam_requested(False)
         self._unavailable = True
-        self.vcam_status.setText(f"No virtual camera driver found. {vcam_guidance()}")
+        self.vcam_status.setText(UNAVAILABLE)
 
     def _on_switch(self, on: bool) -> None:
         self._unavailable = False

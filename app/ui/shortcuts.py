@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -80,6 +81,34 @@ GETTING_STARTED = (
         "Pick Smoothest, Balanced or Sharpest; Advanced settings hold the expert controls.",
     ),
 )
+
+
+def install_shortcuts(
+    window: QWidget, handlers: Mapping[str, Callable[[], None]]
+) -> dict[str, QAction]:
+    """Gives ``window`` an action for every shortcut (and Esc for ``leave_fullscreen``).
+
+    Args:
+        window: the window the keys work in.
+        handlers: what each action does, by :attr:`Shortcut.action`.
+
+    Returns:
+        The actions by name.
+    """
+    actions: dict[str, QAction] = {}
+    for shortcut in SHORTCUTS:
+        action = QAction(shortcut.description, window)
+        action.setShortcuts([QKeySequence(k) for k in shortcut.keys])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(handlers[shortcut.action])
+        window.addAction(action)
+        actions[shortcut.action] = action
+    leave = QAction("Leave full screen", window)
+    leave.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+    leave.triggered.connect(handlers["leave_fullscreen"])
+    window.addAction(leave)
+    actions["leave_fullscreen"] = leave
+    return actions
 
 
 def hint(action: str) -> str:

@@ -1,8 +1,9 @@
-"""Small reusable widgets: an on/off switch, dismissable message banners, a progress row."""
+"""Small reusable widgets: an on/off switch, dismissable message banners that float over the
+preview, a progress row."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -58,7 +59,12 @@ class Banner(QFrame):
     dismissed = Signal()
 
     def __init__(
-        self, level: str, text: str, parent: QWidget | None = None, key: str | None = None
+        self,
+        level: str,
+        text: str,
+        parent: QWidget | None = None,
+        key: str | None = None,
+        detail: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("banner")
@@ -73,9 +79,18 @@ class Banner(QFrame):
         close = QPushButton("Dismiss")
         close.setToolTip("Hide this message")
         close.clicked.connect(self.dismiss)
+        #: Controls under the message (a command to copy, a button that fixes the cause), or None.
+        self.detail = detail
         row = QHBoxLayout(self)
         row.setContentsMargins(10, 6, 6, 6)
-        row.addWidget(self.label, 1)
+        if detail is None:
+            row.addWidget(self.label, 1)
+        else:
+            column = QVBoxLayout()
+            column.setContentsMargins(0, 0, 0, 0)
+            column.addWidget(self.label)
+            column.addWidget(detail)
+            row.addLayout(column, 1)
         row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
 
     @property
@@ -124,7 +139,12 @@ class BannerArea(QWidget):
         return [b.text for b in self._banners]
 
     def show_message(
-        self, level: str, text: str, timeout_ms: int | None = None, key: str | None = None
+        self,
+        level: str,
+        text: str,
+        timeout_ms: int | None = None,
+        key: str | None = None,
+        detail: QWidget | None = None,
     ) -> Banner:
         """Shows a message.
 
@@ -134,12 +154,18 @@ class BannerArea(QWidget):
             timeout_ms: dismiss it by itself after this long; None keeps it until dismissed.
             key: a message with the same key that is on show is replaced by this one (news about
                 one thing, such as a lost camera, stays one banner).
+            detail: controls shown under the text (the banner owns them).
         """
         for banner in self._banners:
             if banner.text == text or (key is not None and banner.key == key):
+                if detail is not None and banner.detail is None:
+                    banner.dismiss()  # Rebuilt below with its controls.
+                    break
                 banner.set_text(level, text)
+                if detail is not None:
+                    detail.deleteLater()
                 return banner
-        banner = Banner(level, text, self, key=key)
+        banner = Banner(level, text, self, key=key, detail=detail)
         banner.dismissed.connect(lambda b=banner: self._forget(b))
         self._banners.append(banner)
         self._layout.addWidget(banner)
@@ -149,6 +175,10 @@ class BannerArea(QWidget):
             QTimer.singleShot(timeout_ms, banner, banner.dismiss)
         self.show()
         return banner
+
+    def find(self, key: str) -> Banner | None:
+        """The banner shown with ``key``, or None."""
+        return next((b for b in self._banners if b.key == key), None)
 
     def dismiss_key(self, key: str) -> bool:
         """Dismisses the banner shown with ``key``; True when there was one."""
@@ -167,6 +197,56 @@ class BannerArea(QWidget):
             self._banners.remove(banner)
         if not self._banners:
             self.hide()
+
+
+class OverlayStack(QWidget):
+    """Shows ``top`` floating over the upper edge of ``base``, as tall as its content: messages
+    that come and go never move the picture under them.
+
+    Args:
+        base: fills the widget.
+        top: laid over ``base``; hidden while it has nothing to show.
+        margin: gap between the two edges, in pixels.
+    """
+
+    def __init__(self, base: QWidget, top: QWidget, margin: int = 8) -> None:
+        super().__init__()
+        self._base, self._top, self._margin = base, top, margin
+        base.setParent(self)
+        top.setParent(self)
+        top.installEventFilter(self)
+        self.setMinimumSize(base.minimumSize())
+        self.setSizePolicy(base.sizePolicy())
+
+    def sizeHint(self) -> QSize:
+        return self._base.sizeHint()
+
+    def minimumSizeHint(self) -> QSize:
+        return self._base.minimumSizeHint()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._top and event.type() in (
+            QEvent.Type.LayoutRequest,
+            QEvent.Type.Show,
+        ):
+            self._place()  # Now, and once more when the new content has its final size.
+            QTimer.singleShot(0, self, self._place)
+        return False
+
+    def resizeEvent(self, event: object) -> None:
+        self._base.setGeometry(self.rect())
+        self._place()
+
+    def _place(self) -> None:
+        width = max(0, self.width() - 2 * self._margin)
+        layout = self._top.layout()
+        if layout is not None:
+            layout.activate()
+        hint = self._top.heightForWidth(width) if self._top.hasHeightForWidth() else -1
+        height = hint if hint > 0 else self._top.sizeHint().height()
+        height = min(height, max(0, self.height() - 2 * self._margin))
+        self._top.setGeometry(self._margin, self._margin, width, height)
+        self._top.raise_()
 
 
 class ProgressRow(QFrame):

@@ -92,6 +92,7 @@ class PipelineWorker(QObject):
     failed = Signal(str)  # the pipeline could not start, or a change was refused; one sentence
     event = Signal(object)  # an app.pipeline.Event from the pipeline's threads
     reverted = Signal(object)  # {field: value} put back when a change was refused
+    weights_missing = Signal(str, str)  # variant, why: its weights could not be fetched
     stopped = Signal()
 
     def __init__(
@@ -130,7 +131,8 @@ class PipelineWorker(QObject):
         except _Cancelled:
             return False
         except Exception as e:  # WeightsError and anything unexpected: say it, keep the window.
-            self.failed.emit(_message(e))
+            log.warning("The %s weights could not be fetched: %s", settings.variant, e)
+            self.weights_missing.emit(settings.variant, _message(e))
             return False
         self._variants_ready.add(settings.variant)
         return True

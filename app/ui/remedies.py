@@ -1,0 +1,217 @@
+"""Messages that come with their remedy: the command to copy and a button that tries again
+(no virtual camera driver), or a button that picks the file (weights that must be fetched by
+hand). The window shows each as one banner over the preview."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
+
+from app.output.virtualcam import LINUX_COMMAND
+from app.ui.dialogs import Folder, start_folder
+from app.ui.output_panel import OutputBar
+from app.ui.store import Store
+from app.ui.widgets import BannerArea
+
+#: Keys of the banners about the virtual camera driver and about missing weights.
+VCAM_BANNER = "vcam"
+WEIGHTS_BANNER = "weights"
+#: Installs and loads the Linux driver, in one line a user can paste into a terminal.
+LINUX_INSTALL = f"sudo apt install v4l2loopback-dkms && {LINUX_COMMAND}"
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What to tell the user and what they can do about it.
+
+    Attributes:
+        text: one or two sentences.
+        command: a command to run in a terminal (shown in a field to copy), or None.
+    """
+
+    text: str
+    command: str | None = None
+
+
+def vcam_remedy(os_name: str | None = None) -> Remedy:
+    """What to do when no virtual camera driver could be opened.
+
+    Args:
+        os_name: ``Linux``, ``Windows`` or ``Darwin``; None means this machine's.
+    """
+    name = (os_name or platform.system()).lower()
+    if name.startswith("linux"):
+        return Remedy(
+            "No virtual camera driver was found. Install and load v4l2loopback with this command "
+            "in a terminal, then press Try again.",
+            LINUX_INSTALL,
+        )
+    return Remedy(
+        "No virtual camera driver was found. Install OBS Studio (28 or newer), open it once and "
+        "click Start Virtual Camera, close it, then press Try again."
+    )
+
+
+def weights_remedy(label: str, filename: str) -> Remedy:
+    """What to do when a network's weights could not be downloaded.
+
+    Args:
+        label: the network's name as the window shows it.
+        filename: the weights file the user can fetch by hand.
+    """
+    return Remedy(
+        f"The {label} weights could not be downloaded (is this computer offline?). Download "
+        f"{filename} on a computer with internet, then choose the file here."
+    )
+
+
+class RemedyRow(QWidget):
+    """A command to copy (read-only field and a Copy button) and action buttons, in one row.
+
+    Args:
+        command: shown in the field; None shows no field.
+        actions: (button text, what it does) pairs.
+    """
+
+    def __init__(
+        self,
+        command: str | None,
+        actions: Sequence[tuple[str, Callable[[], None]]],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 2, 0, 0)
+        self.command_field: QLineEdit | None = None
+        if command:
+            field = QLineEdit(command)
+            field.setReadOnly(True)
+            field.setCursorPosition(0)
+            field.setToolTip("Select and copy this command, or press Copy")
+            copy = QPushButton("Copy")
+            copy.setToolTip("Copy the command to the clipboard")
+            copy.clicked.connect(lambda: QApplication.clipboard().setText(command))
+            row.addWidget(field, 1)
+            row.addWidget(copy)
+            self.command_field = field
+        else:
+            row.addStretch(1)
+        self.buttons: dict[str, QPushButton] = {}
+        for text, action in actions:
+            button = QPushButton(text)
+            button.clicked.connect(action)
+            row.addWidget(button)
+            self.buttons[text] = button
+
+
+def variant_name(variant: str) -> str:
+    """A network's name as the window shows it (``MobileNetV3``)."""
+    from app.ui.quality_panel import VARIANT_LABELS
+
+    return VARIANT_LABELS.get(variant, variant).split(" — ")[0]
+
+
+def weights_filename(variant: str) -> str:
+    """The name of the weights file of ``variant`` (what the user downloads by hand)."""
+    from app.matting.registry import lookup
+
+    try:
+        return lookup(variant).filename
+    except Exception:  # An unknown variant: name it as the registry would.
+        return f"rvm_{variant}.pth"
+
+
+def checkpoint_for(store: Store, variant: str) -> str | None:
+    """The weights file the user chose for ``variant`` earlier, if it is still there."""
+    path = store.text(f"checkpoint_{variant}")
+    return path if path and Path(path).is_file() else None
+
+
+class Remedies:
+    """Shows the banners that come with a remedy and carries the remedy out.
+
+    Args:
+        banners: where the messages go.
+        output_bar: the virtual-camera switch.
+        store: remembers the weights files the user chose.
+        change: applies changed settings (the window's ``_change``).
+    """
+
+    def __init__(
+        self,
+        banners: BannerArea,
+        output_bar: OutputBar,
+        store: Store,
+        change: Callable[..., None],
+    ) -> None:
+        self._banners = banners
+        self._output_bar = output_bar
+        self._store = store
+        self._change = change
+        self._vcam_was_on = False
+        #: Asks for a weights file of a variant; None when cancelled (replaceable for tests).
+        self.ask_weights_file: Callable[[str], str | None] = self._ask_weights_file
+
+    # --- virtual camera --------------------------------------------------------------------------
+
+    def vcam_state(self, state: str) -> None:
+        """Follows the pipeline's virtual-camera state (``off``, ``on — DEVICE``,
+        ``unavailable``)."""
+        if state.startswith("on"):
+            self._vcam_was_on = True
+            self._banners.dismiss_key(VCAM_BANNER)
+        if state == "unavailable" and self._vcam_was_on:  # It failed while running.
+            self.vcam_unavailable()
+        elif state != "unavailable":
+            self._output_bar.set_vcam_state(state)
+
+    def vcam_unavailable(self) -> None:
+        """No driver: the switch goes off (and is remembered off); one banner says what to do."""
+        self._vcam_was_on = False
+        self._output_bar.show_unavailable()
+        self._change(virtual_cam=False)
+        remedy = vcam_remedy()
+        detail = RemedyRow(remedy.command, [("Try again", self.retry_vcam)])
+        self._banners.show_message("warning", remedy.text, key=VCAM_BANNER, detail=detail)
+
+    def retry_vcam(self) -> None:
+        """Looks for the virtual camera driver again (after the user installed it)."""
+        self._output_bar.set_vcam_requested(True)
+        self._change(virtual_cam=True)
+
+    # --- weights ---------------------------------------------------------------------------------
+
+    def weights_missing(self, variant: str) -> None:
+        """The weights of ``variant`` could not be downloaded: offer to choose the file."""
+        label = variant_name(variant)
+        remedy = weights_remedy(label, weights_filename(variant))
+        choose = (f"Choose {label} weights…", lambda: self.choose_weights(variant))
+        detail = RemedyRow(None, [choose])
+        self._banners.show_message("error", remedy.text, key=WEIGHTS_BANNER, detail=detail)
+
+    def choose_weights(self, variant: str) -> None:
+        """Asks for a weights file of ``variant``, uses it and remembers it."""
+        path = self.ask_weights_file(variant)
+        if not path:
+            return
+        self._banners.dismiss_key(WEIGHTS_BANNER)
+        self._store.set_text(f"checkpoint_{variant}", path)
+        self._change(variant=variant, checkpoint=path)
+
+    def _ask_weights_file(self, variant: str) -> str | None:
+        folder = str(start_folder(Folder.DOWNLOADS))
+        title = f"Choose the {variant_name(variant)} weights"
+        parent = self._banners.window()
+        path, _ = QFileDialog.getOpenFileName(parent, title, folder, "Weights (*.pth *.pt)")
+        return path or None
