@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QImage
-from PySide6.QtWidgets import QApplication, QCheckBox, QColorDialog, QLabel, QPushButton
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QCheckBox,
+    QColorDialog,
+    QComboBox,
+    QLabel,
+    QPushButton,
+    QRadioButton,
+    QWidget,
+)
 
 from app.settings import Background, Settings
 from app.ui.backgrounds_panel import BackgroundsPanel, bundled_backgrounds
@@ -22,6 +32,7 @@ from app.ui.output_panel import default_recording_path
 from app.ui.preview import SPLIT_LABELS, PreviewWidget
 from app.ui.quality_panel import Preset, QualityPanel
 from app.ui.shortcuts import HelpDialog
+from app.ui.stats_bar import FIELDS
 from app.ui.thumbnails import Io
 from tests.ui_fixtures import *  # noqa: F403 - fixtures
 from tests.ui_fixtures import flush_qt, make_settings, wait_frames
@@ -280,7 +291,10 @@ def test_quality_offers_a_simple_choice_and_says_when_detail_is_lowered(qt_app, 
     assert "keep up" in panel.in_use.text()
     panel.show_in_use("557x418", (640, 480))  # As chosen: nothing to say.
     assert not panel.in_use.isVisible()
-    # Words a non-expert does not know are gone from what the tab shows.
+    # Words a non-expert does not know are gone from the tab and the status bar.
+    assert [title for _key, title in FIELDS] == [
+        "Camera", "Cut-out", "Sent", "Delay", "Matte age", "Runs on", "Detail", "Source"
+    ]  # fmt: skip
     shown = " ".join(w.text() for w in panel.findChildren(QLabel) + panel.findChildren(QCheckBox))
     shown += " ".join(b.text() for b in panel.findChildren(QPushButton))
     for word in ("downsample", "ratio", "precision", "memory", "Smooth —", "Exact"):
@@ -288,3 +302,64 @@ def test_quality_offers_a_simple_choice_and_says_when_detail_is_lowered(qt_app, 
     panel.close()
     panel.deleteLater()
     flush_qt()
+
+
+SIZES = ((1024, 640), (1280, 800), (1920, 1080))
+
+
+def clipped(root: QWidget) -> list[str]:
+    """The visible labels, buttons and lists under ``root`` whose text does not fit."""
+    problems = []
+    for widget in root.findChildren(QWidget):
+        if not widget.isVisible() or widget.width() <= 0:
+            continue
+        text = widget.text() if isinstance(widget, (QLabel, QAbstractButton)) else ""
+        name = f"{type(widget).__name__} '{text[:40]}'"
+        if isinstance(widget, QLabel) and widget.text() and not widget.pixmap():
+            if widget.wordWrap():
+                need = widget.heightForWidth(widget.width())
+                if widget.height() + 1 < need:
+                    problems.append(f"{name}: {widget.height()} px high, needs {need}")
+            else:
+                need = widget.minimumSizeHint().width()
+                if widget.width() + 1 < need:
+                    problems.append(f"{name}: {widget.width()} px wide, needs {need}")
+        elif isinstance(widget, (QPushButton, QCheckBox, QRadioButton)) and widget.text():
+            need = widget.sizeHint().width()
+            if widget.width() + 1 < need:
+                problems.append(f"{name}: {widget.width()} px wide, needs {need}")
+        elif isinstance(widget, QComboBox) and widget.currentText():
+            need = widget.fontMetrics().horizontalAdvance(widget.currentText()) + 30
+            if widget.width() < need:
+                problems.append(f"{name} '{widget.currentText()}': {widget.width()} < {need} px")
+    return problems
+
+
+def test_nothing_is_cut_off_at_ordinary_sizes(open_window, qtbot, monkeypatch) -> None:
+    monkeypatch.setattr("app.capture.camera.list_cameras", lambda *a, **k: [])
+    window = open_window()
+    wait_frames(qtbot, window, 1)
+    window.source_panel.set_cameras([])  # "No camera found" shows in Source.
+    window.quality_panel.set_advanced_visible(True)
+    window.banners.show_message("warning", "A message that comes and goes. " * 3)
+    problems = []
+    for width, height in ((window.minimumWidth(), window.minimumHeight()), *SIZES):
+        window.resize(width, height)
+        for index in range(window.tabs.count()):
+            window.tabs.setCurrentIndex(index)
+            flush_qt()
+            qtbot.wait(50)
+            problems += [f"{width}x{height} tab {index}: {p}" for p in clipped(window)]
+    assert not problems, "\n".join(problems)
+
+
+def test_messages_do_not_move_the_preview(open_window, qtbot) -> None:
+    window = open_window()
+    wait_frames(qtbot, window, 1)
+    before = window.preview.mapTo(window, window.preview.rect().topLeft())
+    height = window.preview.height()
+    window.banners.show_message("error", "Something the user should read.")
+    flush_qt()
+    assert window.banners.isVisible() and window.banners.height() > 10
+    assert window.preview.mapTo(window, window.preview.rect().topLeft()) == before
+    assert window.preview.height() == height

@@ -38,7 +38,7 @@ from app.ui.stats_bar import StatsBar
 from app.ui.store import PERSISTED_FIELDS, Store
 from app.ui.thumbnails import Io
 from app.ui.view_bar import VIEW_KEYS, ViewBar
-from app.ui.widgets import BannerArea, OverlayStack, ProgressRow
+from app.ui.widgets import BannerArea, OverlayStack, ProgressRow, scrolled
 from app.ui.wording import for_window
 from app.ui.workers import PipelineWorker, start_thread, stop_thread
 
@@ -204,8 +204,8 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self.backgrounds, "Background")
-        self.tabs.addTab(self.source_panel, "Source")
-        self.tabs.addTab(self.quality_panel, "Quality")
+        self.tabs.addTab(scrolled(self.source_panel), "Source")
+        self.tabs.addTab(scrolled(self.quality_panel), "Quality")
         self.tabs.setMinimumWidth(330)
         self.tabs.setCurrentIndex(max(0, min(int(self._store.text("tab", "0") or 0), 2)))
         self.tabs.currentChanged.connect(lambda i: self._store.set_text("tab", str(i)))
@@ -380,7 +380,7 @@ class MainWindow(QMainWindow):
         self.stats_bar.clear()
         source = self._settings.source
         if is_camera_spec(source):
-            self.tabs.setCurrentWidget(self.source_panel)
+            self.tabs.setCurrentIndex(1)  # Source
             if self.source_panel.cameras:
                 message = f"Camera {source} could not be opened. Pick another camera in Source."
             else:

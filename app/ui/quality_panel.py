@@ -55,7 +55,7 @@ SYNC_LABELS = {
     "smooth": "Every camera frame",
     "exact": "Only frames with their own cut-out",
 }
-HOLD_TEXT = "Lower the detail to keep up with the camera"
+HOLD_TEXT = "Lower detail to keep up"
 #: The automatic detail of a frame whose size is not known yet (RVM's 720p portrait ratio).
 DEFAULT_RATIO = 0.375
 

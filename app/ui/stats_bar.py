@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QLayout, QWidget
 
 FIELDS = (
-    ("capture", "Capture"),
-    ("matting", "Matting"),
-    ("output", "Output"),
-    ("latency", "Latency p50/p95"),
+    ("capture", "Camera"),
+    ("matting", "Cut-out"),
+    ("output", "Sent"),
+    ("latency", "Delay"),
     ("age", "Matte age"),
-    ("device", "Device"),
-    ("internal", "Internal"),
+    ("device", "Runs on"),
+    ("internal", "Detail"),
     ("state", "Source"),
 )
 EMPTY = "–"
 TOOLTIPS = {
+    "capture": "Frames per second the camera delivers",
+    "matting": "Frames per second the network cuts out",
+    "output": "Frames per second that go to the preview, the virtual camera and the recording",
+    "latency": "From camera to screen: usual delay / slowest one frame in twenty",
     "age": "How much older the matted frame is than the camera frame it is composited with;\n"
     "the larger it is, the more a quick movement leaves a halo.",
+    "device": "Where the network runs, and the size of its numbers",
+    "internal": "The picture size the network works at (more is finer, and slower)",
 }
 COLUMN_GAP = 18  # pixels between two fields
 CELL_SPACING = 6  # pixels between a field's name and its value
@@ -67,9 +73,9 @@ class StatsBar(QFrame):
             name.setToolTip(TOOLTIPS.get(key, ""))
             value = QLabel(EMPTY)
             value.setObjectName("statValue")
-            bold = QFont(value.font())
-            bold.setWeight(QFont.Weight.DemiBold)  # As the style sheet draws values.
-            value.setMinimumWidth(QFontMetrics(bold).horizontalAdvance(WIDEST.get(key, "")) + 2)
+            value.ensurePolished()  # Measured in the style sheet's font (size and weight).
+            widest = value.fontMetrics().horizontalAdvance(WIDEST.get(key, ""))
+            value.setMinimumWidth(widest + 2 * value.margin() + 4)
             cell = QWidget()
             row = QHBoxLayout(cell)
             row.setContentsMargins(0, 0, 0, 0)
@@ -138,7 +144,10 @@ class StatsBar(QFrame):
     def show_stats(self, stats: object) -> None:
         """Shows the newest statistics."""
         for key, text in format_stats(stats).items():
-            self.values[key].setText(text)
+            value = self.values[key]
+            value.setText(text)
+            if value.minimumWidth() < value.minimumSizeHint().width():  # Wider than usual.
+                value.setMinimumWidth(value.minimumSizeHint().width())
         self._arrange(self._columns_for(self.width()))
 
     def set_source_detail(self, message: str) -> None:

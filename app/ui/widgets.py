@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -247,6 +248,17 @@ class OverlayStack(QWidget):
         height = min(height, max(0, self.height() - 2 * self._margin))
         self._top.setGeometry(self._margin, self._margin, width, height)
         self._top.raise_()
+
+
+def scrolled(content: QWidget) -> QScrollArea:
+    """``content`` in a frameless area that scrolls up and down when the window is too short for
+    it (instead of squeezing its text), and never sideways."""
+    area = QScrollArea()
+    area.setWidget(content)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
 
 
 class ProgressRow(QFrame):
