@@ -308,11 +308,18 @@ SIZES = ((1024, 640), (1280, 800), (1920, 1080))
 
 
 def clipped(root: QWidget) -> list[str]:
-    """The visible labels, buttons and lists under ``root`` whose text does not fit."""
+    """The visible labels, buttons and lists under ``root`` whose text does not fit, or that are
+    cut off on the side. Lists may shorten long file names (the full name is in a tooltip)."""
     problems = []
     for widget in root.findChildren(QWidget):
         if not widget.isVisible() or widget.width() <= 0:
             continue
+        if not isinstance(widget, (QLabel, QAbstractButton, QComboBox)):
+            continue
+        seen = widget.visibleRegion().boundingRect()
+        if not seen.isEmpty() and seen.width() < widget.width() - 1:
+            problems.append(f"{type(widget).__name__}: only {seen.width()} of {widget.width()} px")
+            continue  # Cut off on the side (scrolling up and down is fine).
         text = widget.text() if isinstance(widget, (QLabel, QAbstractButton)) else ""
         name = f"{type(widget).__name__} '{text[:40]}'"
         if isinstance(widget, QLabel) and widget.text() and not widget.pixmap():
@@ -328,7 +335,7 @@ def clipped(root: QWidget) -> list[str]:
             need = widget.sizeHint().width()
             if widget.width() + 1 < need:
                 problems.append(f"{name}: {widget.width()} px wide, needs {need}")
-        elif isinstance(widget, QComboBox) and widget.currentText():
+        elif isinstance(widget, QComboBox) and 0 < len(widget.currentText()) <= 40:
             need = widget.fontMetrics().horizontalAdvance(widget.currentText()) + 30
             if widget.width() < need:
                 problems.append(f"{name} '{widget.currentText()}': {widget.width()} < {need} px")
@@ -340,6 +347,8 @@ def test_nothing_is_cut_off_at_ordinary_sizes(open_window, qtbot, monkeypatch) -
     window = open_window()
     wait_frames(qtbot, window, 1)
     window.source_panel.set_cameras([])  # "No camera found" shows in Source.
+    long_name = "/videos/" + "a-rather-long-recording-name-" * 3 + ".mp4"
+    window.source_panel.set_settings(window.settings.replace(source=long_name))
     window.quality_panel.set_advanced_visible(True)
     window.banners.show_message("warning", "A message that comes and goes. " * 3)
     problems = []
@@ -363,3 +372,17 @@ def test_messages_do_not_move_the_preview(open_window, qtbot) -> None:
     assert window.banners.isVisible() and window.banners.height() > 10
     assert window.preview.mapTo(window, window.preview.rect().topLeft()) == before
     assert window.preview.height() == height
+
+
+def test_screenshots_picture_each_tab_at_each_size(qt_guard, settings_dir, tmp_path, monkeypatch):
+    from app.ui.app import ENV_SCREENSHOT, ENV_SCREENSHOT_FRAMES, ENV_SCREENSHOT_SIZES, run_gui
+
+    shot = tmp_path / "shot.png"
+    monkeypatch.setenv(ENV_SCREENSHOT, str(shot))
+    monkeypatch.setenv(ENV_SCREENSHOT_FRAMES, "2")
+    monkeypatch.setenv(ENV_SCREENSHOT_SIZES, "1024x640")
+    assert run_gui(make_settings(), {"source", "background", "device"}) == 0
+    for tab in ("background", "source", "quality"):
+        image = QImage(str(tmp_path / f"shot-1024x640-{tab}.png"))
+        assert (image.width(), image.height()) == (1024, 640), tab
+    flush_qt()

@@ -1,7 +1,9 @@
-"""Takes ``docs/screenshot.png``: the real app on a virtual X display, playing a demo video.
+"""Takes ``docs/screenshot.png``: the real app on a virtual X display, playing a demo video; then
+the window at 1024x640, 1280x800 and 1920x1080 in each tab of its side panel
+(``docs/screenshot-WxH-TAB.png``), to check that nothing is cut off at ordinary sizes.
 
 Steps: make sure ``Xvfb`` exists (installing the ``xvfb`` package with apt-get when it is missing),
-start ``Xvfb :99 -screen 0 1600x1000x24``, run ``python main.py --source FILE --background IMAGE``
+start ``Xvfb :99 -screen 0 1920x1200x24``, run ``python main.py --source FILE --background IMAGE``
 on it with a throw-away settings folder, let the window save a picture of itself once enough
 preview frames were shown (``MATTECAM_SCREENSHOT``), and stop the display again.
 
@@ -15,7 +17,7 @@ pairs every frame with its own matte, at the matting rate). The picture is taken
 Usage::
 
     python tools/screenshot.py [--out docs/screenshot.png] [--background office] [--frames 240]
-        [-- MAIN.PY OPTIONS]
+        [--sizes 1024x640,1280x800,1920x1080] [-- MAIN.PY OPTIONS]
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_VIDEO = ROOT.parent / "shared" / "data" / "footage" / "volcomix_pixabay_doctor-26732.mp4"
 SYNTHETIC = "synthetic:1280x720@30"
-SCREEN = "1600x1000x24"
+SCREEN = "1920x1200x24"
+SIZES = "1024x640,1280x800,1920x1080"
 FIRST_DISPLAY = 99
 APP_TIMEOUT_S = 300
 # Libraries Qt's X11 plugin needs that minimal systems lack.
@@ -160,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         "--background", default="office", help="a bundled background (file name without .jpg)"
     )
     parser.add_argument("--frames", type=int, default=240, help="preview frames before the shot")
+    parser.add_argument(
+        "--sizes", default=SIZES, help="window sizes for the series in each tab ('' for none)"
+    )
     parser.add_argument("app_args", nargs="*", help="more main.py options, after --")
     args = parser.parse_args(argv)
     app_args = list(args.app_args)
@@ -179,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 "DISPLAY": number,
                 "MATTECAM_SCREENSHOT": str(shot),
                 "MATTECAM_SCREENSHOT_FRAMES": str(args.frames),
+                "MATTECAM_SCREENSHOT_SIZES": args.sizes,
                 "MATTECAM_SETTINGS_DIR": str(Path(tmp) / "settings"),
                 "XDG_RUNTIME_DIR": tmp,
             }
@@ -202,12 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             if done.returncode != 0 or not shot.is_file():
                 raise SystemExit(f"screenshot: the app ended with code {done.returncode}.")
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            partial = args.out.with_name(f".{args.out.name}.part")
-            shutil.copyfile(shot, partial)
-            os.replace(partial, args.out)
+            for taken in sorted(Path(tmp).glob(f"{shot.stem}*{shot.suffix}")):
+                target = args.out.with_name(taken.name.replace(shot.stem, args.out.stem, 1))
+                partial = target.with_name(f".{target.name}.part")
+                shutil.copyfile(taken, partial)
+                os.replace(partial, target)
+                say(f"saved {target} ({target.stat().st_size / 1000:.0f} KB)")
     finally:
         stop(display)
-    say(f"saved {args.out} ({args.out.stat().st_size / 1000:.0f} KB)")
     return 0
 
 

@@ -3,11 +3,13 @@
 ``python main.py`` (without ``--headless``) calls :func:`run_gui` after checking that a display
 exists. Two environment variables serve the screenshot tool: ``MATTECAM_SCREENSHOT=PATH`` saves a
 picture of the window once ``MATTECAM_SCREENSHOT_FRAMES`` (default 60) preview frames were shown,
-then quits; ``MATTECAM_SETTINGS_DIR`` keeps the remembered settings in a folder of its own.
+then quits (first also at each ``MATTECAM_SCREENSHOT_SIZES``, e.g. ``1024x640,1280x800``, in each
+tab, beside it); ``MATTECAM_SETTINGS_DIR`` keeps the remembered settings in a folder of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -18,7 +20,7 @@ from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
-from app.settings import Settings
+from app.settings import Settings, SettingsError, parse_resolution
 from app.ui.controls import is_camera_spec
 from app.ui.main_window import ASSETS, MainWindow
 from app.ui.store import APPLICATION, ORGANISATION, Store
@@ -26,6 +28,7 @@ from app.ui.theme import apply_theme
 
 ENV_SCREENSHOT = "MATTECAM_SCREENSHOT"
 ENV_SCREENSHOT_FRAMES = "MATTECAM_SCREENSHOT_FRAMES"
+ENV_SCREENSHOT_SIZES = "MATTECAM_SCREENSHOT_SIZES"
 
 
 def application(argv: list[str] | None = None) -> QApplication:
@@ -77,6 +80,7 @@ def build_window(
     fetch: Callable[..., Path] | None = None,
     screenshot: str | None = None,
     screenshot_frames: int = 60,
+    screenshot_sizes: list[tuple[int, int]] | None = None,
 ) -> MainWindow:
     """Creates, restores and shows the window (a QApplication must exist).
 
@@ -89,6 +93,7 @@ def build_window(
         screenshot: save a picture of the window here after ``screenshot_frames`` frames, then
             close.
         screenshot_frames: see ``screenshot``.
+        screenshot_sizes: also picture the window at these sizes, in each tab.
     """
     store = store if store is not None else Store()
     merged, problems = startup_settings(settings, overrides, store)
@@ -99,6 +104,7 @@ def build_window(
         fetch=fetch,
         screenshot=screenshot,
         screenshot_frames=screenshot_frames,
+        screenshot_sizes=screenshot_sizes,
     )
     for problem in problems:
         window.banners.show_message("warning", problem)
@@ -131,8 +137,18 @@ def run_gui(settings: Settings, overrides: set[str], vcam_backend: str | None = 
         frames = int(os.environ.get(ENV_SCREENSHOT_FRAMES, "60"))
     except ValueError:
         frames = 60
+    sizes = []
+    for text in os.environ.get(ENV_SCREENSHOT_SIZES, "").split(","):
+        with contextlib.suppress(SettingsError):
+            if text.strip():
+                sizes.append(parse_resolution(text.strip()))
     window = build_window(
-        settings, overrides, vcam_backend, screenshot=screenshot, screenshot_frames=frames
+        settings,
+        overrides,
+        vcam_backend,
+        screenshot=screenshot,
+        screenshot_frames=frames,
+        screenshot_sizes=sizes,
     )
     app.aboutToQuit.connect(window.shut_down)  # Also when the session ends without a close.
     # Ctrl+C in the terminal closes the window like the close button. Python handles signals only

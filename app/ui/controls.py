@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -77,6 +77,11 @@ class SourcePanel(QWidget):
 
         self.camera_combo = QComboBox()
         self.camera_combo.setToolTip("The camera (or file) the picture comes from")
+        # A long file name is shortened in the list instead of widening the whole tab.
+        self.camera_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.camera_combo.setMinimumContentsLength(12)
         self.camera_combo.activated.connect(self._on_source_picked)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Look for cameras again")
@@ -165,6 +170,8 @@ class SourcePanel(QWidget):
         if current not in specs and current not in numbered:
             label = f"Camera {current}" if is_camera_spec(current) else describe_source(current)
             combo.addItem(label, current)
+        for i in range(combo.count()):  # The full name where the list shortens it.
+            combo.setItemData(i, str(combo.itemData(i)), Qt.ItemDataRole.ToolTipRole)
         index = combo.findData(current)
         if index < 0 and current in numbered:
             index = next(i for i, cam in enumerate(self._cameras) if str(cam.index) == current)

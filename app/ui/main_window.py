@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         screenshot: save a picture of the window here once ``screenshot_frames`` preview frames
             were shown, then close.
         screenshot_frames: see ``screenshot``.
+        screenshot_sizes: then picture the window at these sizes in each tab, too.
     """
 
     _apply = Signal(object)
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         fetch: Callable[..., Path] | None = None,
         screenshot: str | None = None,
         screenshot_frames: int = 60,
+        screenshot_sizes: list[tuple[int, int]] | None = None,
     ) -> None:
         super().__init__()
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -132,7 +134,14 @@ class MainWindow(QMainWindow):
         self._stats_timer.timeout.connect(self._poll_stats)
         self._stats_timer.start()
         if screenshot:
-            self._snapshot = Snapshot(self, screenshot, screenshot_frames, before=self._poll_stats)
+            self._snapshot = Snapshot(
+                self,
+                screenshot,
+                screenshot_frames,
+                before=self._poll_stats,
+                sizes=screenshot_sizes,
+                tabs=self.tabs,
+            )
 
         self.io.request_cameras()
         self.progress.set_progress("Preparing the matting model", None)

@@ -1,6 +1,8 @@
 """Saves a picture of the window once the preview has shown enough frames, then closes it.
 
 Used for ``MATTECAM_SCREENSHOT`` (``tools/screenshot.py`` takes ``docs/screenshot.png`` with it).
+With ``sizes``, it then also pictures the window at each size in each tab of its side panel
+(``NAME-WxH-TAB.png`` beside the first picture), so a layout can be checked at ordinary sizes.
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QTabWidget, QWidget
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_MS = 180_000
+#: Time the window gets to lay itself out and show new frames after a resize or a tab switch.
+SETTLE_MS = 1500
+
+
+def series_name(path: Path, size: tuple[int, int], tab: str) -> Path:
+    """Where the picture of the window at ``size`` in ``tab`` goes, beside ``path``."""
+    return path.with_name(f"{path.stem}-{size[0]}x{size[1]}-{tab.lower()}{path.suffix}")
 
 
 class Snapshot(QObject):
@@ -27,6 +36,8 @@ class Snapshot(QObject):
         frames: how many preview frames to wait for.
         before: called just before the grab (to refresh what the picture shows).
         timeout_ms: take the picture anyway after this long; :attr:`ok` is then False.
+        sizes: (width, height) pairs to picture the window at afterwards, in each tab of ``tabs``.
+        tabs: the side panel's tabs.
     """
 
     def __init__(
@@ -36,6 +47,8 @@ class Snapshot(QObject):
         frames: int,
         before: Callable[[], None] | None = None,
         timeout_ms: int = TIMEOUT_MS,
+        sizes: list[tuple[int, int]] | None = None,
+        tabs: QTabWidget | None = None,
     ) -> None:
         super().__init__(window)
         self._window = window
@@ -44,6 +57,13 @@ class Snapshot(QObject):
         self._before = before
         self._taken = False
         self.ok = True
+        self._steps: list[tuple[Path, tuple[int, int], int]] = []
+        if tabs is not None:
+            for size in sizes or []:
+                for index in range(tabs.count()):
+                    path_i = series_name(self._path, size, tabs.tabText(index))
+                    self._steps.append((path_i, size, index))
+        self._tabs = tabs
         QTimer.singleShot(timeout_ms, self, self._on_timeout)
 
     def frame_shown(self, count: int) -> None:
@@ -60,14 +80,30 @@ class Snapshot(QObject):
             self._take()
 
     def _take(self) -> None:
+        self._save(self._path)
+        self._next()
+
+    def _save(self, path: Path) -> None:
         if self._before is not None:
             self._before()
         pixmap = self._window.grab()
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self._path.with_name(f".{self._path.name}.part.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.part.png")
         if pixmap.save(str(partial), "PNG"):
-            os.replace(partial, self._path)
+            os.replace(partial, path)
+            log.info("Saved %s", path)
         else:
             self.ok = False
-            log.error("Could not save the screenshot to %s", self._path)
-        self._window.close()
+            log.error("Could not save the screenshot to %s", path)
+
+    def _next(self) -> None:
+        """Sets up the next picture of the series, or closes the window after the last."""
+        if not self._steps:
+            self._window.close()
+            return
+        path, (width, height), tab = self._steps.pop(0)
+        self._window.showNormal()
+        self._window.resize(width, height)
+        if self._tabs is not None:
+            self._tabs.setCurrentIndex(tab)
+        QTimer.singleShot(SETTLE_MS, self, lambda: (self._save(path), self._next()))
