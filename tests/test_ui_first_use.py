@@ -163,7 +163,7 @@ def test_background_grid_labels_slider_and_colour_preview(io, qtbot, tmp_path) -
     flush_qt()
 
 
-def test_file_dialogs_start_in_the_users_folders(monkeypatch, tmp_path, qt_app) -> None:
+def test_file_dialogs_start_in_the_users_folders(monkeypatch, tmp_path, qt_app, qt_guard) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
     assert start_folder(Folder.PICTURES) == tmp_path  # Missing: the home folder, not the cwd.

@@ -135,6 +135,15 @@ class SourcePanel(QWidget):
         self.no_camera.setVisible(not self._cameras)
         self._fill_sources()
 
+    def camera_failure(self) -> str:
+        """What the preview says when the camera in use could not be opened."""
+        if self._cameras:
+            return f"Camera {self._source} could not be opened. Pick another camera in Source."
+        return (
+            "No camera found. Open a video file to use instead, or connect a camera and press "
+            "Refresh in Source."
+        )
+
     @property
     def cameras(self) -> list:
         """The cameras last listed."""

@@ -7,7 +7,6 @@ only through queued signals; frames arrive through a :class:`~app.ui.workers.Fra
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -18,27 +17,25 @@ from PySide6.QtWidgets import (
     QApplication,
     QMainWindow,
     QSplitter,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from app.settings import Background, Settings, SettingsError
-from app.ui.backgrounds_panel import BackgroundsPanel, bundled_backgrounds
-from app.ui.controls import SourcePanel, is_camera_spec
+from app.ui.controls import is_camera_spec
 from app.ui.frames import FrameMailbox
 from app.ui.fullscreen import FullScreen
 from app.ui.output_panel import OutputBar, vcam_guidance
 from app.ui.preview import PreviewWidget
-from app.ui.quality_panel import QualityPanel
 from app.ui.remedies import Remedies, checkpoint_for, variant_name
-from app.ui.shortcuts import BY_ACTION, HelpDialog, hint, install_shortcuts
+from app.ui.shortcuts import HelpDialog, install_shortcuts
+from app.ui.side_panel import SidePanel
 from app.ui.snapshot import Snapshot
 from app.ui.stats_bar import StatsBar
 from app.ui.store import PERSISTED_FIELDS, Store
 from app.ui.thumbnails import Io
 from app.ui.view_bar import VIEW_KEYS, ViewBar
-from app.ui.widgets import BannerArea, OverlayStack, ProgressRow, scrolled
+from app.ui.widgets import BannerArea, OverlayStack, ProgressRow
 from app.ui.wording import for_window
 from app.ui.workers import PipelineWorker, start_thread, stop_thread
 
@@ -157,12 +154,6 @@ class MainWindow(QMainWindow):
         self.progress = ProgressRow()
         self.output_bar = OutputBar()
         self.output_bar.set_vcam_requested(settings.virtual_cam)
-        self.output_bar.vcam_switch.setToolTip(
-            "Send the picture to a virtual webcam that meeting apps can pick" + hint("toggle_vcam")
-        )
-        self.output_bar.record_button.setToolTip(
-            "Record the result to a video file" + hint("toggle_record")
-        )
         self.output_bar.vcam_toggled.connect(lambda on: self._change(virtual_cam=on))
         self.output_bar.record_toggled.connect(lambda path: self._change(output=path))
         if settings.output:  # Started with --output: the recording runs from the first frame.
@@ -183,50 +174,21 @@ class MainWindow(QMainWindow):
         column.addWidget(OverlayStack(self.preview, self.banners), 1)
         column.addWidget(self.output_bar)
 
-        self.backgrounds = BackgroundsPanel(
-            self.io,
-            bundled_backgrounds(assets / "backgrounds"),
-            self._store.user_backgrounds(),
-            settings.background,
-        )
-        for key in ("last_blur", "last_color"):  # The strength and colour chosen last time.
-            with contextlib.suppress(SettingsError):
-                self.backgrounds.select(Background.parse(self._store.text(key)), keep=True)
+        self.side_panel = SidePanel(self.io, settings, self._store, assets / "backgrounds")
+        self.tabs = self.side_panel.tabs
+        self.backgrounds = self.side_panel.backgrounds
         self.backgrounds.background_chosen.connect(self._on_background_chosen)
-        self.backgrounds.user_files_changed.connect(self._store.set_user_backgrounds)
         self.backgrounds.problem.connect(lambda text: self.banners.show_message("error", text))
-        self.backgrounds.set_hint(
-            f"Click a background to use it. Next: {BY_ACTION['next_background'].label}; "
-            f"previous: {BY_ACTION['previous_background'].label}; "
-            f"on / off: {BY_ACTION['toggle_background'].label}."
-        )
-        self.source_panel = SourcePanel(settings)
+        self.source_panel = self.side_panel.source_panel
         self.source_panel.changed.connect(lambda changes: self._change(**changes))
         self.source_panel.refresh_requested.connect(self.io.request_cameras)
-        self.quality_panel = QualityPanel(settings)
+        self.quality_panel = self.side_panel.quality_panel
         self.quality_panel.changed.connect(lambda changes: self._change(**changes))
         self.quality_panel.reset_requested.connect(self._on_reset)
-        self.quality_panel.set_advanced_visible(self._store.flag("quality_advanced"))
-        self.quality_panel.advanced_button.toggled.connect(
-            lambda on: self._store.set_flag("quality_advanced", on)
-        )
-
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self.backgrounds, "Background")
-        self.tabs.addTab(scrolled(self.source_panel), "Source")
-        self.tabs.addTab(scrolled(self.quality_panel), "Quality")
-        self.tabs.setMinimumWidth(330)
-        self.tabs.setCurrentIndex(max(0, min(int(self._store.text("tab", "0") or 0), 2)))
-        self.tabs.currentChanged.connect(lambda i: self._store.set_text("tab", str(i)))
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(4, 8, 8, 8)
-        side_layout.addWidget(self.tabs)
-        self.side_panel = side
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
-        self.splitter.addWidget(side)
+        self.splitter.addWidget(self.side_panel)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setCollapsible(0, False)
@@ -324,8 +286,7 @@ class MainWindow(QMainWindow):
     def _on_background_chosen(self, background: Background) -> None:
         if background.kind != "none":
             self._last_background = background
-        if background.kind in ("blur", "color"):
-            self._store.set_text(f"last_{background.kind}", background.spec())
+        self.side_panel.remember(background)
         self._change(background=background)
 
     def _on_reset(self) -> None:
@@ -387,16 +348,9 @@ class MainWindow(QMainWindow):
             return
         self.banners.show_message("error", for_window(message), key=START_BANNER)
         self.stats_bar.clear()
-        source = self._settings.source
-        if is_camera_spec(source):
-            self.tabs.setCurrentIndex(1)  # Source
-            if self.source_panel.cameras:
-                message = f"Camera {source} could not be opened. Pick another camera in Source."
-            else:
-                message = (
-                    "No camera found. Open a video file to use instead, or connect a camera and "
-                    "press Refresh in Source."
-                )
+        if is_camera_spec(self._settings.source):
+            self.side_panel.show_tab("Source")
+            message = self.source_panel.camera_failure()
             self.preview.set_action("Open video file…", self.source_panel.open_file)
         self.preview.clear(message)
 

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from app.ui.dialogs import Folder, start_folder
+from app.ui.shortcuts import hint
 from app.ui.widgets import ToggleSwitch
 
 
@@ -52,6 +53,9 @@ class OutputBar(QFrame):
 
         self.vcam_switch = ToggleSwitch()
         self.vcam_switch.toggled.connect(self._on_switch)
+        self.vcam_switch.setToolTip(
+            "Send the picture to a virtual webcam that meeting apps can pick" + hint("toggle_vcam")
+        )
         title = QLabel("Virtual camera")
         title.setBuddy(self.vcam_switch)
         self.vcam_status = QLabel("Off")
@@ -61,6 +65,7 @@ class OutputBar(QFrame):
         self.record_button.setObjectName("recordButton")
         self.record_button.setCheckable(True)
         self.record_button.clicked.connect(self._on_record)
+        self.record_button.setToolTip("Record the result to a video file" + hint("toggle_record"))
         self.record_status = QLabel("")
         self.record_status.setObjectName("recording")
 
