@@ -23,6 +23,7 @@ from app.settings import (
     PRECISIONS,
     SYNC_MODES,
     VARIANTS,
+    VCAM_BACKENDS,
     Background,
     Settings,
     SettingsError,
@@ -101,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="send the result to the virtual camera",
     )
     add("--vcam-device", dest="vcam_device", help="virtual camera device, e.g. /dev/video10")
+    add(
+        "--vcam-backend",
+        dest="vcam_backend",
+        choices=VCAM_BACKENDS,
+        help="virtual camera route (default auto: PipeWire where a PipeWire daemon answers, "
+        "else v4l2loopback on Linux; the OBS Virtual Camera elsewhere)",
+    )
     add("--mirror", action="store_true", help="mirror the output")
     add(
         "--raw-foreground",
@@ -126,7 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     add("--stats-json", dest="stats_json", help="write the run's statistics to this JSON file")
     add("--pace", choices=PACES, help="realtime: files play like a camera; none: every frame")
     add("--loop", action="store_true", help="loop a file source")
-    add("--vcam-backend", dest="vcam_backend", help=argparse.SUPPRESS)
     add("--version", action="version", version=f"mattecam {__version__}")
     return p
 
@@ -290,6 +297,15 @@ def _run_headless(settings: Settings, vcam_backend: str | None, stop: threading.
     return code
 
 
+def _vcam_refusal(settings: Settings) -> str | None:
+    """Why the virtual camera route asked for with ``--vcam-backend`` cannot run here, or None."""
+    if settings.vcam_backend == "auto":
+        return None
+    from app.output.virtualcam import VcamBackend, backend_problem
+
+    return backend_problem(VcamBackend(settings.vcam_backend).registry_name)
+
+
 def _has_display() -> bool:
     if sys.platform != "linux" or os.environ.get("QT_QPA_PLATFORM"):
         return True
@@ -308,11 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         _say(str(exc))
         return EXIT_USAGE
-    vcam_backend = getattr(ns, "vcam_backend", None)
+    refusal = _vcam_refusal(settings)
+    if refusal is not None:
+        _say(refusal)
+        return EXIT_USAGE
     if getattr(ns, "headless", False):
         if "source" not in given:
             settings = settings.replace(source="0")
-        return run_headless(settings, vcam_backend)
+        return run_headless(settings)
     if not _has_display():
         _say(
             "no display found (DISPLAY is not set). Run without a window: "
@@ -321,4 +340,4 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from app.ui.app import run_gui
 
-    return run_gui(settings, given, vcam_backend=vcam_backend)
+    return run_gui(settings, given)

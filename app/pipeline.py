@@ -34,13 +34,19 @@ from app.matting.ratio import live_ratio, lowest_live_ratio
 from app.matting.weights import WeightsError
 from app.output.base import OutputError
 from app.output.recorder import Recorder, unused_path
-from app.output.virtualcam import VirtualCameraSink, VirtualCameraUnavailable
+from app.output.virtualcam import (
+    VcamBackend,
+    VirtualCameraSink,
+    VirtualCameraUnavailable,
+    backend_label,
+)
 from app.settings import Settings
 from app.slot import LatestSlot
 from app.stats import RateMeter, Samples
 
 ENGINE_FIELDS = ("variant", "checkpoint", "device", "precision", "backend")
 SOURCE_FIELDS = ("source", "resolution", "fps", "pace", "loop")
+VCAM_FIELDS = ("virtual_cam", "vcam_device", "vcam_backend")
 COMPOSE_THREADS = 1  # intra-op threads of the compose thread when the network runs on the CPU
 
 
@@ -146,7 +152,8 @@ class Pipeline:
         settings: what to run.
         on_frame: called with every output :class:`FramePacket`, from the compose thread.
         on_event: called with every :class:`Event`, from pipeline threads.
-        vcam_backend: virtual camera backend name (tests register a fake one).
+        vcam_backend: virtual camera backend name used while the settings' ``vcam_backend`` is
+            ``auto`` (tests register a fake one); None picks the best one this machine has.
         engine_factory: builds the engine from settings; defaults to the real network.
     """
 
@@ -288,7 +295,7 @@ class Pipeline:
             matte_age_ms=round(self._matte_age.mean() * 1000, 1),
             source=self._source.name if self._source else "",
             source_state=capture.state if capture else "",
-            vcam=self._vcam_state,
+            vcam=self._vcam_status(),
             frames_matted=self._frames_matted,
             state_resets=engine.resets if engine else 0,
         )
@@ -336,17 +343,25 @@ class Pipeline:
         except (OutputError, ValueError) as exc:
             raise PipelineError(str(exc)) from None
 
+    def _vcam_status(self) -> str:
+        """The virtual camera's state, and what keeps its frames from apps while it retries."""
+        sink = self._vcam
+        problem = sink.problem if sink is not None else None
+        return f"{self._vcam_state} — {problem}" if problem else self._vcam_state
+
     def _open_vcam(self, s: Settings, source: FrameSource) -> None:
+        route = VcamBackend(s.vcam_backend)
         try:
             self._vcam = VirtualCameraSink(
                 source.width,
                 source.height,
                 source.fps or 30.0,
                 device=s.vcam_device,
-                backend=self._vcam_backend,
+                backend=route.registry_name or self._vcam_backend,
             )
-            self._vcam_state = f"on — {self._vcam.device}"
-            self._emit("info", f"Virtual camera on: {self._vcam.device}.")
+            name = f"{self._vcam.device} ({backend_label(self._vcam.backend)})"
+            self._vcam_state = f"on — {name}"
+            self._emit("info", f"Virtual camera on: {name}.")
         except (VirtualCameraUnavailable, OutputError) as exc:
             self._vcam, self._vcam_state = None, "unavailable"
             self._emit("warning", str(exc))
@@ -404,7 +419,7 @@ class Pipeline:
             except BackgroundError as exc:
                 self._emit("error", str(exc))
         source = self._source
-        if new.virtual_cam != cur.virtual_cam or new.vcam_device != cur.vcam_device:
+        if any(getattr(new, f) != getattr(cur, f) for f in VCAM_FIELDS):
             if self._vcam is not None:
                 self._vcam.close()
                 self._vcam, self._vcam_state = None, "off"

@@ -19,6 +19,8 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".gif", ".m4v")
 BACKENDS = ("torch", "onnxruntime")
 PACES = ("realtime", "none")
 SYNC_MODES = ("smooth", "exact")
+#: Virtual camera routes (``--vcam-backend``); ``auto`` picks the best one this machine has.
+VCAM_BACKENDS = ("auto", "pipewire", "v4l2", "obs")
 VIEWS = ("result", "alpha", "side-by-side")
 
 MIN_FPS = 1.0
@@ -188,6 +190,9 @@ class Settings:
             default: a matte that trails the camera by a fraction of a second shows as a halo).
         virtual_cam: send frames to the virtual camera.
         vcam_device: virtual camera device (e.g. /dev/video10); None lets the backend choose.
+        vcam_backend: virtual camera route: ``auto`` (PipeWire where a PipeWire daemon answers,
+            else v4l2loopback on Linux; the OBS Virtual Camera elsewhere), ``pipewire``, ``v4l2``
+            or ``obs``.
         output: record to this file (.mp4) or folder (PNG sequence).
         output_mbps: recording bitrate.
         max_frames: stop after this many output frames.
@@ -213,6 +218,7 @@ class Settings:
     hold_fps: bool = True
     virtual_cam: bool = False
     vcam_device: str | None = None
+    vcam_backend: str = "auto"
     output: str | None = None
     output_mbps: float = 6.0
     max_frames: int | None = None
@@ -226,6 +232,7 @@ class Settings:
         _choice("backend", self.backend, BACKENDS)
         _choice("pace", self.pace, PACES)
         _choice("sync mode", self.sync, SYNC_MODES)
+        _choice("virtual camera backend", self.vcam_backend, VCAM_BACKENDS)
         if self.fps is not None:
             parse_fps(self.fps)
         if self.downsample_ratio is not None:

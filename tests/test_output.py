@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from app.output.base import OutputError
+from app.output.pipewire import daemon_answers
 from app.output.recorder import Recorder
 from app.output.virtualcam import (
     LINUX_COMMAND,
@@ -170,8 +171,8 @@ def test_unknown_backend_is_a_user_error() -> None:
 
 
 @pytest.mark.skipif(
-    platform.system() != "Linux" or bool(glob.glob("/dev/video*")),
-    reason="needs a Linux machine without any video device",
+    platform.system() != "Linux" or bool(glob.glob("/dev/video*")) or daemon_answers(),
+    reason="needs a Linux machine without any video device nor a PipeWire session",
 )
 def test_without_a_driver_the_user_is_told_how_to_install_one() -> None:
     with pytest.raises(VirtualCameraUnavailable) as caught:
@@ -184,6 +185,7 @@ def test_without_a_driver_the_user_is_told_how_to_install_one() -> None:
 
 def test_guidance_names_the_driver_for_each_system() -> None:
     assert "sudo modprobe v4l2loopback" in guidance("Linux")
+    assert "PipeWire" in guidance("Linux") and "gstreamer1.0-pipewire" in guidance("Linux")
     for system in ("Windows", "Darwin"):
         text = guidance(system)
         assert "OBS Studio" in text and "28" in text and "Virtual Camera" in text

@@ -160,7 +160,7 @@ def test_virtual_camera_switch_drives_the_driver(open_window, qtbot, fake_vcam) 
     qtbot.waitUntil(lambda: any(f.any() for f in driver.snapshot()), timeout=30_000)
     assert (driver.width, driver.height) == (320, 240)
     qtbot.waitUntil(
-        lambda: window.output_bar.vcam_status.text() == "On — /dev/video42", timeout=10_000
+        lambda: window.output_bar.vcam_status.text() == "On — /dev/video42 (ui-fake)", timeout=10_000
     )
     # Mirroring the preview never mirrors what the virtual camera gets.
     assert window.preview.mirrored

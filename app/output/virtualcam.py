@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import platform
 import threading
+from enum import Enum
 
 import cv2
 import numpy as np
@@ -17,13 +18,17 @@ import pyvirtualcam
 from pyvirtualcam import PixelFormat
 from pyvirtualcam.camera import BACKENDS
 
+from app.output import pipewire
 from app.output.base import OutputError, Sink
 
 __all__ = [
     "LINUX_COMMAND",
+    "VcamBackend",
     "VirtualCameraSink",
     "VirtualCameraUnavailable",
+    "auto_backends",
     "available_backends",
+    "backend_problem",
     "guidance",
     "register_backend",
     "unregister_backend",
@@ -46,6 +51,51 @@ class VirtualCameraUnavailable(OutputError):
         self.detail = detail
 
 
+class VcamBackend(str, Enum):
+    """The virtual camera routes a user can ask for (``--vcam-backend``)."""
+
+    AUTO = "auto"
+    PIPEWIRE = "pipewire"
+    V4L2 = "v4l2"
+    OBS = "obs"
+
+    @property
+    def registry_name(self) -> str | None:
+        """The name the backend is registered under; None for automatic choice."""
+        return _REGISTRY_NAMES[self]
+
+    @property
+    def label(self) -> str:
+        """The route's name as users know it."""
+        return _LABELS[self]
+
+
+_REGISTRY_NAMES = {
+    VcamBackend.AUTO: None,
+    VcamBackend.PIPEWIRE: "pipewire",
+    VcamBackend.V4L2: "v4l2loopback",
+    VcamBackend.OBS: "obs",
+}
+_LABELS = {
+    VcamBackend.AUTO: "Automatic",
+    VcamBackend.PIPEWIRE: "PipeWire",
+    VcamBackend.V4L2: "v4l2loopback",
+    VcamBackend.OBS: "OBS Virtual Camera",
+}
+
+
+def backend_label(name: str) -> str:
+    """How a registered backend is shown to users (``pipewire`` -> ``PipeWire``).
+
+    Args:
+        name: a registered backend name.
+    """
+    for route, registered in _REGISTRY_NAMES.items():
+        if registered == name:
+            return route.label
+    return name
+
+
 def guidance(os_name: str | None = None) -> str:
     """What to do so that a virtual camera exists on an operating system.
 
@@ -59,7 +109,9 @@ def guidance(os_name: str | None = None) -> str:
     name = (os_name or platform.system()).strip().lower()
     if name.startswith("linux"):
         return (
-            "Install the v4l2loopback driver (sudo apt install v4l2loopback-dkms), then load it "
+            "On a desktop that runs PipeWire (GNOME or KDE on Wayland), install "
+            f"'sudo apt install {pipewire.PACKAGES}' and no driver is needed; otherwise install "
+            "the v4l2loopback driver (sudo apt install v4l2loopback-dkms), then load it "
             f"with: {LINUX_COMMAND} (exclusive_caps=1 lets Chrome and Meet see the camera), and "
             "start mattecam again."
         )
@@ -100,6 +152,47 @@ def available_backends() -> list[str]:
     return list(BACKENDS)
 
 
+def backend_problem(name: str) -> str | None:
+    """One plain sentence saying why a backend cannot run on this machine, or None.
+
+    Only what can be checked without opening the camera is checked (a PipeWire daemon that
+    answers, GStreamer's elements; the registry for the others).
+
+    Args:
+        name: a registered backend name (``pipewire``, ``v4l2loopback``, ``obs``, ...).
+    """
+    if name not in BACKENDS:
+        known = ", ".join(backend_label(b) for b in available_backends()) or "none"
+        return (
+            f"The {backend_label(name)} backend does not exist on {platform.system()} "
+            f"(available here: {known})."
+        )
+    if name == "pipewire":
+        return pipewire.unavailable_reason()
+    return None
+
+
+def auto_backends(device: str | None = None) -> list[str]:
+    """The backends to try, best first, when none was asked for.
+
+    On Linux the PipeWire camera comes first when a PipeWire daemon answers (it needs no kernel
+    module) and is left out when none does; v4l2loopback and any other registered backend follow.
+    A ``/dev/...`` device asks for v4l2loopback.
+
+    Args:
+        device: the device asked for, or None.
+    """
+    names = [name for name in BACKENDS if name != "pipewire"]
+    wants_file = device is not None and device.startswith("/dev/")
+    if "pipewire" in BACKENDS and not wants_file and pipewire.unavailable_reason() is None:
+        names.insert(0, "pipewire")
+    return names
+
+
+if platform.system() == "Linux":
+    register_backend("pipewire", pipewire.PipeWireCamera)
+
+
 class VirtualCameraSink(Sink):
     """Sends frames to a virtual webcam at a steady rate.
 
@@ -128,8 +221,8 @@ class VirtualCameraSink(Sink):
             height: camera height in pixels.
             fps: frame rate the camera announces and is fed at.
             device: device to use (e.g. ``/dev/video10``); None lets the backend pick.
-            backend: pyvirtualcam backend name (``v4l2loopback``, ``obs``, ``unitycapture`` or a
-                registered one); None tries every available backend.
+            backend: backend name (``pipewire``, ``v4l2loopback``, ``obs``, ``unitycapture`` or a
+                registered one); None tries :func:`auto_backends`, best first.
             fmt: pixel format handed to the backend: ``PixelFormat.RGB`` or ``PixelFormat.BGR``.
             start_timeout: seconds to wait for the camera to open.
 
@@ -161,6 +254,7 @@ class VirtualCameraSink(Sink):
         self._camera: pyvirtualcam.Camera | None = None
         self._startup_error: str | None = None
         self._error: str | None = None
+        self._problem: str | None = None
         self._device = ""
         self._frames_sent = 0
         self._frames_new = 0
@@ -189,6 +283,11 @@ class VirtualCameraSink(Sink):
     def backend(self) -> str:
         """The backend in use."""
         return self._backend_name or ""
+
+    @property
+    def problem(self) -> str | None:
+        """What keeps frames from reaching apps right now (the backend retries), or None."""
+        return self._problem
 
     @property
     def frames_sent(self) -> int:
@@ -225,19 +324,36 @@ class VirtualCameraSink(Sink):
             frame = frame[:, :, ::-1]
         return np.ascontiguousarray(frame)
 
+    def _report(self, problem: str | None) -> None:
+        self._problem = problem
+
+    def _open(self) -> pyvirtualcam.Camera:
+        """Opens the asked-for backend, or the first of :func:`auto_backends` that opens."""
+        names = [self._backend_name] if self._backend_name else None
+        errors = []
+        for name in names or auto_backends(self._requested_device):
+            reports = getattr(BACKENDS[name], "reports_problems", False)
+            extra = {"report": self._report} if reports else {}
+            try:
+                return pyvirtualcam.Camera(
+                    self.width,
+                    self.height,
+                    self.declared_fps,
+                    fmt=self.fmt,
+                    device=self._requested_device,
+                    backend=name,
+                    **extra,
+                )
+            except Exception as exc:  # every driver fails in its own way
+                errors.append(str(exc) or type(exc).__name__)
+        raise RuntimeError("\n".join(errors) or "no virtual camera backend is registered")
+
     def _run(self) -> None:
         try:
-            camera = pyvirtualcam.Camera(
-                self.width,
-                self.height,
-                self.declared_fps,
-                fmt=self.fmt,
-                device=self._requested_device,
-                backend=self._backend_name,
-            )
+            camera = self._open()
             self._device = str(camera.device)
             self._backend_name = camera.backend
-        except Exception as exc:  # pyvirtualcam reports every backend's failure as one error
+        except Exception as exc:  # reported to the opener
             self._startup_error = str(exc) or type(exc).__name__
             self._ready.set()
             return
