@@ -159,9 +159,8 @@ def test_virtual_camera_switch_drives_the_driver(open_window, qtbot, fake_vcam) 
     driver = FakeDriver.instances[0]
     qtbot.waitUntil(lambda: any(f.any() for f in driver.snapshot()), timeout=30_000)
     assert (driver.width, driver.height) == (320, 240)
-    qtbot.waitUntil(
-        lambda: window.output_bar.vcam_status.text() == "On — /dev/video42 (ui-fake)", timeout=10_000
-    )
+    on = "On — /dev/video42 (ui-fake)"
+    qtbot.waitUntil(lambda: window.output_bar.vcam_status.text() == on, timeout=10_000)
     # Mirroring the preview never mirrors what the virtual camera gets.
     assert window.preview.mirrored
     assert window.pipeline.settings.mirror is False
