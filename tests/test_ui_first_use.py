@@ -372,6 +372,10 @@ def test_messages_do_not_move_the_preview(open_window, qtbot) -> None:
     assert window.banners.isVisible() and window.banners.height() > 10
     assert window.preview.mapTo(window, window.preview.rect().topLeft()) == before
     assert window.preview.height() == height
+    # It floats over the lower edge, so the recording mark in the upper corner stays in view.
+    bottom = window.banners.mapTo(window, window.banners.rect().bottomLeft()).y()
+    preview_bottom = window.preview.mapTo(window, window.preview.rect().bottomLeft()).y()
+    assert preview_bottom - 20 < bottom < preview_bottom
 
 
 def test_screenshots_picture_each_tab_at_each_size(qt_guard, settings_dir, tmp_path, monkeypatch):

@@ -116,7 +116,7 @@ class PreviewWidget(QWidget):
             self.update()
 
     def show_note(self, text: str, timeout_ms: int = NOTE_MS) -> None:
-        """Draws ``text`` over the bottom of the picture for ``timeout_ms``."""
+        """Draws ``text`` over the middle of the picture for ``timeout_ms``."""
         self._note = text
         self._note_timer.start(timeout_ms)
         self.update()
@@ -234,7 +234,7 @@ class PreviewWidget(QWidget):
             self._pill(p, "● " + self._recording, corner, theme.ERROR, bold=True)
         if self._note:
             size = self._pill_size(p, self._note)
-            at = QPointF((self.width() - size.width()) / 2, self.height() - size.height() - 24)
+            at = QPointF((self.width() - size.width()) / 2, (self.height() - size.height()) / 2)
             self._pill(p, self._note, at, "#d0000000")
 
     @staticmethod

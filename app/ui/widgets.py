@@ -201,8 +201,9 @@ class BannerArea(QWidget):
 
 
 class OverlayStack(QWidget):
-    """Shows ``top`` floating over the upper edge of ``base``, as tall as its content: messages
-    that come and go never move the picture under them.
+    """Shows ``top`` floating over the lower edge of ``base``, as tall as its content: messages
+    that come and go never move the picture under them, and leave its upper corners (where the
+    preview marks a recording) and the face in the middle in view.
 
     Args:
         base: fills the widget.
@@ -246,7 +247,8 @@ class OverlayStack(QWidget):
         hint = self._top.heightForWidth(width) if self._top.hasHeightForWidth() else -1
         height = hint if hint > 0 else self._top.sizeHint().height()
         height = min(height, max(0, self.height() - 2 * self._margin))
-        self._top.setGeometry(self._margin, self._margin, width, height)
+        y = self.height() - self._margin - height
+        self._top.setGeometry(self._margin, y, width, height)
         self._top.raise_()
 
 
