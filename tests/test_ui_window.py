@@ -13,6 +13,7 @@ import av
 import numpy as np
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QColor, QDropEvent, QImage
+from PySide6.QtWidgets import QApplication, QPushButton
 
 from app.capture import SyntheticSource
 from app.capture.base import SourceError, SourceLost
@@ -24,7 +25,7 @@ from app.settings import Background, Settings
 from app.ui.app import ENV_SCREENSHOT, ENV_SCREENSHOT_FRAMES, run_gui
 from app.ui.main_window import ASSETS, MainWindow
 from app.ui.output_panel import UNAVAILABLE
-from app.ui.remedies import LINUX_INSTALL
+from app.ui.remedies import LINUX_INSTALL, PIPEWIRE_INSTALL
 from app.ui.stats_bar import EMPTY
 from app.ui.workers import live_threads
 from tests.ui_fixtures import *  # noqa: F403 - fixtures
@@ -183,10 +184,13 @@ def test_missing_driver_is_one_message_with_a_retry_and_not_remembered_on(
         assert not window.output_bar.vcam_switch.isChecked()
         assert window.output_bar.vcam_status.text() == UNAVAILABLE  # One line under the switch.
         # The command sits in a field of its own, ready to copy; the message says it once.
-        command = banner.detail.command_field
         if platform.system() == "Linux":
-            assert command is not None and command.text() == LINUX_INSTALL
-            assert command.isReadOnly() and LINUX_INSTALL not in banner.text
+            fields = banner.detail.command_fields
+            assert [f.text() for f in fields] == [PIPEWIRE_INSTALL, LINUX_INSTALL]
+            assert all(f.isReadOnly() for f in fields) and LINUX_INSTALL not in banner.text
+            copy = [b for b in banner.detail.findChildren(QPushButton) if b.text() == "Copy"]
+            qtbot.mouseClick(copy[1], Qt.MouseButton.LeftButton)
+            assert QApplication.clipboard().text() == LINUX_INSTALL
         assert len(window.banners.texts()) == 1
         assert guidance() not in "".join(window.banners.texts())
         # A failed switch is remembered off: the next start does not fail again.

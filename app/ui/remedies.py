@@ -15,9 +15,11 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QPushButton,
+    QVBoxLayout,
     QWidget,
 )
 
+from app.output import pipewire
 from app.output.virtualcam import LINUX_COMMAND
 from app.ui.dialogs import Folder, start_folder
 from app.ui.output_panel import OutputBar
@@ -29,6 +31,8 @@ VCAM_BANNER = "vcam"
 WEIGHTS_BANNER = "weights"
 #: Installs and loads the Linux driver, in one line a user can paste into a terminal.
 LINUX_INSTALL = f"sudo apt install v4l2loopback-dkms && {LINUX_COMMAND}"
+#: Installs what the PipeWire camera needs (no driver) on a PipeWire desktop.
+PIPEWIRE_INSTALL = f"sudo apt install {pipewire.PACKAGES}"
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,11 @@ class Remedy:
 
     Attributes:
         text: one or two sentences.
-        command: a command to run in a terminal (shown in a field to copy), or None.
+        commands: commands to run in a terminal (each shown in a field to copy).
     """
 
     text: str
-    command: str | None = None
+    commands: tuple[str, ...] = ()
 
 
 def vcam_remedy(os_name: str | None = None) -> Remedy:
@@ -53,9 +57,10 @@ def vcam_remedy(os_name: str | None = None) -> Remedy:
     name = (os_name or platform.system()).lower()
     if name.startswith("linux"):
         return Remedy(
-            "No virtual camera driver was found. Install and load v4l2loopback with this command "
-            "in a terminal, then press Try again.",
-            LINUX_INSTALL,
+            "No virtual camera was found. On a PipeWire desktop (GNOME or KDE on Wayland) run the "
+            "first command in a terminal; elsewhere the second, which installs and loads the "
+            "v4l2loopback driver. Then press Try again.",
+            (PIPEWIRE_INSTALL, LINUX_INSTALL),
         )
     return Remedy(
         "No virtual camera driver was found. Install OBS Studio (28 or newer), open it once and "
@@ -77,42 +82,46 @@ def weights_remedy(label: str, filename: str) -> Remedy:
 
 
 class RemedyRow(QWidget):
-    """A command to copy (read-only field and a Copy button) and action buttons, in one row.
+    """Commands to copy (each a read-only field with a Copy button), then action buttons.
 
     Args:
-        command: shown in the field; None shows no field.
-        actions: (button text, what it does) pairs.
+        commands: one field each.
+        actions: (button text, what it does) pairs, in a row at the end.
     """
 
     def __init__(
         self,
-        command: str | None,
+        commands: Sequence[str],
         actions: Sequence[tuple[str, Callable[[], None]]],
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 2, 0, 0)
-        self.command_field: QLineEdit | None = None
-        if command:
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 2, 0, 0)
+        column.setSpacing(4)
+        self.command_fields: list[QLineEdit] = []
+        for command in commands:
             field = QLineEdit(command)
             field.setReadOnly(True)
             field.setCursorPosition(0)
             field.setToolTip("Select and copy this command, or press Copy")
             copy = QPushButton("Copy")
             copy.setToolTip("Copy the command to the clipboard")
-            copy.clicked.connect(lambda: QApplication.clipboard().setText(command))
+            copy.clicked.connect(lambda _=False, c=command: QApplication.clipboard().setText(c))
+            row = QHBoxLayout()
             row.addWidget(field, 1)
             row.addWidget(copy)
-            self.command_field = field
-        else:
-            row.addStretch(1)
+            column.addLayout(row)
+            self.command_fields.append(field)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
         self.buttons: dict[str, QPushButton] = {}
         for text, action in actions:
             button = QPushButton(text)
             button.clicked.connect(action)
-            row.addWidget(button)
+            buttons.addWidget(button)
             self.buttons[text] = button
+        column.addLayout(buttons)
 
 
 def variant_name(variant: str) -> str:
@@ -182,7 +191,7 @@ class Remedies:
         self._output_bar.show_unavailable()
         self._change(virtual_cam=False)
         remedy = vcam_remedy()
-        detail = RemedyRow(remedy.command, [("Try again", self.retry_vcam)])
+        detail = RemedyRow(remedy.commands, [("Try again", self.retry_vcam)])
         self._banners.show_message("warning", remedy.text, key=VCAM_BANNER, detail=detail)
 
     def retry_vcam(self) -> None:
@@ -197,7 +206,7 @@ class Remedies:
         label = variant_name(variant)
         remedy = weights_remedy(label, weights_filename(variant))
         choose = (f"Choose {label} weights…", lambda: self.choose_weights(variant))
-        detail = RemedyRow(None, [choose])
+        detail = RemedyRow((), [choose])
         self._banners.show_message("error", remedy.text, key=WEIGHTS_BANNER, detail=detail)
 
     def choose_weights(self, variant: str) -> None:
