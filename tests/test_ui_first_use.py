@@ -198,7 +198,7 @@ def test_recording_from_the_start_shows_in_every_view_and_the_title(
     qtbot.waitUntil(lambda: target.is_file(), timeout=20_000)
 
 
-def test_colour_and_blur_strength_are_remembered(open_window, qtbot) -> None:
+def test_colour_blur_strength_and_divider_are_remembered(open_window, qtbot) -> None:
     first = open_window()
     panel = first.backgrounds
     panel.ask_color = lambda initial: QColor("#204060")
@@ -208,10 +208,13 @@ def test_colour_and_blur_strength_are_remembered(open_window, qtbot) -> None:
     assert first.settings.background == Background(kind="color", color=(0x20, 0x40, 0x60))
     panel.blur_slider.setValue(23)  # Back to blur, stronger.
     assert first.settings.background == Background(kind="blur", strength=23.0)
+    first.splitter.setSizes([500, 500])  # The divider moved.
+    sizes = first.splitter.sizes()
     first.close()
     flush_qt()
 
     second = open_window(Settings(source="synthetic:320x240@15", device="cpu"), {"device"})
+    assert second.splitter.sizes() == sizes
     panel = second.backgrounds
     assert second.settings.background == Background(kind="blur", strength=23.0)
     assert panel.blur_slider.value() == 23

@@ -193,6 +193,9 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setCollapsible(0, False)
         self.splitter.setSizes([1040, 380])
+        splitter = self._store.blob("splitter")  # Where the user left the divider.
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
         self.setCentralWidget(self.splitter)
         self.stats_bar = StatsBar()
         self.statusBar().addPermanentWidget(self.stats_bar, 1)
@@ -449,6 +452,7 @@ class MainWindow(QMainWindow):
         self._stats_timer.stop()
         if not self._fullscreen.active:
             self._store.set_geometry(self.saveGeometry())
+            self._store.set_blob("splitter", self.splitter.saveState())
         self._store.sync()
         self.worker.cancel()
         self._shutdown.emit()

@@ -181,6 +181,15 @@ class Store:
         """Remembers the window geometry."""
         self._q.setValue("ui/geometry", geometry)
 
+    def blob(self, key: str) -> QByteArray | None:
+        """A window state saved as bytes (``ui/<key>``, e.g. a splitter's), or None."""
+        value = self._q.value(f"ui/{key}")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    def set_blob(self, key: str, value: QByteArray) -> None:
+        """Remembers a window state saved as bytes."""
+        self._q.setValue(f"ui/{key}", value)
+
     def sync(self) -> None:
         """Writes pending changes to disk."""
         self._q.sync()
