@@ -1,7 +1,7 @@
 """Starts the desktop app: the QApplication, the dark theme, the remembered settings, the window.
 
 ``python main.py`` (without ``--headless``) calls :func:`run_gui` after checking that a display
-exists. Two environment variables serve the screenshot tool: ``MATTECAM_SCREENSHOT=PATH`` saves a
+exists. Environment variables serve the screenshot tool: ``MATTECAM_SCREENSHOT=PATH`` saves a
 picture of the window once ``MATTECAM_SCREENSHOT_FRAMES`` (default 60) preview frames were shown,
 then quits (first also at each ``MATTECAM_SCREENSHOT_SIZES``, e.g. ``1024x640,1280x800``, in each
 tab, beside it); ``MATTECAM_SETTINGS_DIR`` keeps the remembered settings in a folder of its own.
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 from app.settings import Settings, SettingsError, parse_resolution
 from app.ui.controls import is_camera_spec
 from app.ui.main_window import ASSETS, MainWindow
+from app.ui.snapshot import ScreenshotPlan
 from app.ui.store import APPLICATION, ORGANISATION, Store
 from app.ui.theme import apply_theme
 
@@ -78,9 +79,7 @@ def build_window(
     *,
     store: Store | None = None,
     fetch: Callable[..., Path] | None = None,
-    screenshot: str | None = None,
-    screenshot_frames: int = 60,
-    screenshot_sizes: list[tuple[int, int]] | None = None,
+    screenshot: ScreenshotPlan | None = None,
 ) -> MainWindow:
     """Creates, restores and shows the window (a QApplication must exist).
 
@@ -90,10 +89,7 @@ def build_window(
         vcam_backend: virtual camera backend for the pipeline.
         store: remembered settings; None opens the default store.
         fetch: returns a variant's weights with progress (``app.matting.weights.fetch``).
-        screenshot: save a picture of the window here after ``screenshot_frames`` frames, then
-            close.
-        screenshot_frames: see ``screenshot``.
-        screenshot_sizes: also picture the window at these sizes, in each tab.
+        screenshot: pictures to take of the window; it closes after.
     """
     store = store if store is not None else Store()
     merged, problems = startup_settings(settings, overrides, store)
@@ -103,8 +99,6 @@ def build_window(
         vcam_backend=vcam_backend,
         fetch=fetch,
         screenshot=screenshot,
-        screenshot_frames=screenshot_frames,
-        screenshot_sizes=screenshot_sizes,
     )
     for problem in problems:
         window.banners.show_message("warning", problem)
@@ -142,14 +136,8 @@ def run_gui(settings: Settings, overrides: set[str], vcam_backend: str | None = 
         with contextlib.suppress(SettingsError):
             if text.strip():
                 sizes.append(parse_resolution(text.strip()))
-    window = build_window(
-        settings,
-        overrides,
-        vcam_backend,
-        screenshot=screenshot,
-        screenshot_frames=frames,
-        screenshot_sizes=sizes,
-    )
+    plan = ScreenshotPlan(screenshot, frames, tuple(sizes)) if screenshot else None
+    window = build_window(settings, overrides, vcam_backend, screenshot=plan)
     app.aboutToQuit.connect(window.shut_down)  # Also when the session ends without a close.
     # Ctrl+C in the terminal closes the window like the close button. Python handles signals only
     # between bytecodes, so a timer lets it run now and then.

@@ -30,7 +30,7 @@ from app.ui.preview import PreviewWidget
 from app.ui.remedies import Remedies, checkpoint_for, variant_name
 from app.ui.shortcuts import HelpDialog, install_shortcuts
 from app.ui.side_panel import SidePanel
-from app.ui.snapshot import Snapshot
+from app.ui.snapshot import ScreenshotPlan, Snapshot
 from app.ui.stats_bar import StatsBar
 from app.ui.store import PERSISTED_FIELDS, Store
 from app.ui.thumbnails import Io
@@ -60,10 +60,7 @@ class MainWindow(QMainWindow):
         vcam_backend: virtual camera backend name for the pipeline (None: any installed driver).
         assets: folder with ``backgrounds/`` and ``icon.png``.
         fetch: returns the weights of a variant with progress (``app.matting.weights.fetch``).
-        screenshot: save a picture of the window here once ``screenshot_frames`` preview frames
-            were shown, then close.
-        screenshot_frames: see ``screenshot``.
-        screenshot_sizes: then picture the window at these sizes in each tab, too.
+        screenshot: pictures to take of the window once it shows frames; it closes after.
     """
 
     _apply = Signal(object)
@@ -78,9 +75,7 @@ class MainWindow(QMainWindow):
         vcam_backend: str | None = None,
         assets: Path = ASSETS,
         fetch: Callable[..., Path] | None = None,
-        screenshot: str | None = None,
-        screenshot_frames: int = 60,
-        screenshot_sizes: list[tuple[int, int]] | None = None,
+        screenshot: ScreenshotPlan | None = None,
     ) -> None:
         super().__init__()
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -131,13 +126,9 @@ class MainWindow(QMainWindow):
         self._stats_timer.timeout.connect(self._poll_stats)
         self._stats_timer.start()
         if screenshot:
+            plan, tabs = screenshot, self.tabs
             self._snapshot = Snapshot(
-                self,
-                screenshot,
-                screenshot_frames,
-                before=self._poll_stats,
-                sizes=screenshot_sizes,
-                tabs=self.tabs,
+                self, plan.path, plan.frames, self._poll_stats, sizes=list(plan.sizes), tabs=tabs
             )
 
         self.io.request_cameras()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer
@@ -25,6 +26,21 @@ SETTLE_MS = 1500
 def series_name(path: Path, size: tuple[int, int], tab: str) -> Path:
     """Where the picture of the window at ``size`` in ``tab`` goes, beside ``path``."""
     return path.with_name(f"{path.stem}-{size[0]}x{size[1]}-{tab.lower()}{path.suffix}")
+
+
+@dataclass(frozen=True)
+class ScreenshotPlan:
+    """What to picture.
+
+    Attributes:
+        path: the first picture, once ``frames`` preview frames were shown.
+        frames: see ``path``.
+        sizes: then the window at each (width, height), in each tab of the side panel.
+    """
+
+    path: str
+    frames: int = 60
+    sizes: tuple[tuple[int, int], ...] = ()
 
 
 class Snapshot(QObject):
