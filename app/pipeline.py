@@ -277,13 +277,19 @@ class Pipeline:
         self._done.set()
 
     def stats(self) -> Stats:
-        """A snapshot of the live statistics."""
+        """A snapshot of the statistics: live rates while running, whole-run rates once ended."""
         engine, capture = self._engine, self._capture
         internal = engine.internal_resolution if engine else None
+        if self._done.is_set():  # the run is over: the rate over all of it, however short
+            capture_fps = capture.mean_fps if capture else 0.0
+            matting_fps, output_fps = self._mat_meter.mean_rate(), self._out_meter.mean_rate()
+        else:
+            capture_fps = capture.fps if capture else 0.0
+            matting_fps, output_fps = self._mat_meter.rate(), self._out_meter.rate()
         return Stats(
-            capture_fps=round(capture.fps if capture else 0.0, 2),
-            matting_fps=round(self._mat_meter.rate(), 2),
-            output_fps=round(self._out_meter.rate(), 2),
+            capture_fps=round(capture_fps, 2),
+            matting_fps=round(matting_fps, 2),
+            output_fps=round(output_fps, 2),
             latency_ms_p50=round(self._latency.percentile(50) * 1000, 1),
             latency_ms_p95=round(self._latency.percentile(95) * 1000, 1),
             dropped_frames=self._cap_slot.dropped + (self._source.skipped if self._source else 0),

@@ -10,16 +10,23 @@ import numpy as np
 
 
 class RateMeter:
-    """Events per second over a sliding window.
+    """Events per second: over a sliding window while events come, over the whole run at its end.
+
+    A run of a few frames, or one slower than a frame per window, still has a rate: with fewer
+    than two events in the window, the rate is that of the last interval, falling as the wait for
+    the next event grows longer than it (a stalled stage goes towards 0, not straight to 0).
 
     Args:
-        window: seconds of history the rate is measured over.
+        window: seconds of history the live rate is measured over.
     """
 
     def __init__(self, window: float = 2.0):
         self.window = window
         self._times: deque[float] = deque()
         self._lock = threading.Lock()
+        self._first: float | None = None
+        self._last: float | None = None
+        self._previous: float | None = None
         self.count = 0
 
     def tick(self, now: float | None = None) -> None:
@@ -27,20 +34,34 @@ class RateMeter:
         now = time.monotonic() if now is None else now
         with self._lock:
             self.count += 1
+            if self._first is None:
+                self._first = now
+            self._previous, self._last = self._last, now
             self._times.append(now)
             while self._times and now - self._times[0] > self.window:
                 self._times.popleft()
 
     def rate(self, now: float | None = None) -> float:
-        """Events per second in the window ending now (0 with fewer than two events)."""
+        """Events per second now (0 before the second event)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             while self._times and now - self._times[0] > self.window:
                 self._times.popleft()
-            if len(self._times) < 2:
+            if len(self._times) >= 2:
+                span = max(now - self._times[0], self._times[-1] - self._times[0])
+                if span > 0:
+                    return (len(self._times) - 1) / span
+            if self._previous is None or self._last is None:
                 return 0.0
-            span = max(now - self._times[0], self._times[-1] - self._times[0])
-            return (len(self._times) - 1) / span if span > 0 else 0.0
+            interval = max(self._last - self._previous, now - self._last)
+            return 1.0 / interval if interval > 0 else 0.0
+
+    def mean_rate(self) -> float:
+        """Events per second from the first event to the last (0 before the second event)."""
+        with self._lock:
+            if self._first is None or self._last is None or self._last <= self._first:
+                return 0.0
+            return (self.count - 1) / (self._last - self._first)
 
 
 class Samples:

@@ -7,7 +7,6 @@ delivering is closed and re-opened with growing pauses until frames flow again.
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ import numpy as np
 
 from app.capture.base import Frame, FrameSource, SourceError, SourceLost
 from app.slot import LatestSlot
+from app.stats import RateMeter
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,13 @@ class CaptureThread:
         self._max_retries = max(0, max_retries)
         self._max_read_failures = max(1, max_read_failures)
         self._backoff_first, self._backoff_max = backoff
-        self._fps_window = fps_window
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._state = "starting"
         self._message = ""
         self._last_error: Exception | None = None
         self._frames_read = 0
-        self._times: collections.deque[float] = collections.deque(maxlen=2048)
+        self._meter = RateMeter(fps_window)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
 
@@ -176,13 +175,13 @@ class CaptureThread:
 
     @property
     def fps(self) -> float:
-        """Frames per second read over the last ``fps_window`` seconds (0 when none arrive)."""
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._times if now - t <= self._fps_window]
-        if len(recent) < 2 or recent[-1] <= recent[0]:
-            return 0.0
-        return (len(recent) - 1) / (recent[-1] - recent[0])
+        """Frames per second read over the last ``fps_window`` seconds (see :class:`RateMeter`)."""
+        return self._meter.rate()
+
+    @property
+    def mean_fps(self) -> float:
+        """Frames per second from the first frame read to the last."""
+        return self._meter.mean_rate()
 
     @property
     def is_alive(self) -> bool:
@@ -312,7 +311,7 @@ class CaptureThread:
         """Offers a frame to the slot; False when the slot was closed or the thread stopped."""
         with self._lock:
             self._frames_read += 1
-            self._times.append(frame.t_capture)
+        self._meter.tick(frame.t_capture)
         if self._source.pace != "none":
             self._slot.put(frame)
             return not self._slot.closed
