@@ -387,6 +387,8 @@ class Pipeline:
 
     def _on_capture_state(self, state: str, message: str) -> None:
         kind = {"reconnecting": "warning", "error": "error"}.get(state, "state")
+        if state == "ended" and self._source is not None and self._source.damage:
+            kind = "warning"
         self._emit(kind, message or f"Source {state}.", source_state=state)
 
     def _close_outputs(self) -> None:

@@ -242,6 +242,11 @@ class Settings:
         if not 0.1 <= self.output_mbps <= 200:
             raise SettingsError(f"Bitrate {self.output_mbps:g} Mb/s must be between 0.1 and 200.")
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            if Path(self.checkpoint).is_dir():
+                raise SettingsError(
+                    f"Checkpoint '{self.checkpoint}' is a folder: give the weights file in it "
+                    "(.pth or .onnx)."
+                )
             raise SettingsError(f"Checkpoint '{self.checkpoint}' does not exist.")
         return self
 

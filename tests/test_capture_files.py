@@ -153,7 +153,9 @@ def test_video_without_a_known_suffix_is_probed_by_content(clip: Path, tmp_path:
 def test_damaged_video_raises_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"this is not a video" * 50)
-    with pytest.raises(SourceError, match=r"'.*broken\.mp4' is not a video that can be read"):
+    with pytest.raises(
+        SourceError, match=r"'.*broken\.mp4' cannot be read .*damaged or incomplete"
+    ):
         open_source(str(bad))
 
 

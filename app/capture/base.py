@@ -319,6 +319,11 @@ class FrameSource(ABC):
         return None
 
     @property
+    def damage(self) -> str:
+        """Why the stream ended before its declared end (a cut-off file), else empty."""
+        return ""
+
+    @property
     @abstractmethod
     def name(self) -> str:
         """A human-readable name, e.g. ``Camera 0 (HD Webcam)`` or ``clip.mp4``."""

@@ -16,7 +16,7 @@ import numpy as np
 from app.capture.base import FrameSource, SourceError, to_rgb
 from app.capture.pacing import IndexedSource, Pacer
 from app.capture.registry import register_source
-from app.settings import IMAGE_SUFFIXES
+from app.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 DEFAULT_FPS = 30.0
 _MAX_STREAM_FPS = 1000.0
@@ -54,6 +54,25 @@ def _stream_fps(stream: av.video.stream.VideoStream) -> float:
     return DEFAULT_FPS
 
 
+def _unreadable_video(path: Path, exc: Exception) -> str:
+    """Why a video file cannot be opened, in words that fit what the file is."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = -1
+    if size == 0:
+        return f"Video '{path}' is empty (0 bytes): nothing was ever written into it."
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return (
+            f"Video '{path}' cannot be read ({exc.__class__.__name__}): the file is damaged or "
+            "incomplete (a recording that was cut off leaves such a file)."
+        )
+    return (
+        f"'{path}' is not a video that can be read ({exc.__class__.__name__}): "
+        "use an MP4, MKV, MOV, AVI, WebM or GIF file."
+    )
+
+
 @register_source("video")
 class VideoFileSource(FrameSource):
     """A video file decoded with PyAV (any container and codec FFmpeg reads, animated GIF too).
@@ -85,6 +104,9 @@ class VideoFileSource(FrameSource):
         self._frames = None
         self._pacer: Pacer | None = None
         self._count: int | None = None
+        self._declared_s = 0.0  # the duration the container declares, 0 when it does not
+        self._last_s = 0.0  # the time of the newest decoded frame
+        self._decoded = 0
 
     @classmethod
     def from_spec(
@@ -119,11 +141,29 @@ class VideoFileSource(FrameSource):
         """Frames the container declares, or None where it does not say."""
         return self._count
 
+    @property
+    def damage(self) -> str:
+        """Set when the pictures stopped well before the end the file declares."""
+        rate = self._fps or DEFAULT_FPS
+        short_frames = self._count is not None and self._decoded + 2 < self._count
+        short_time = self._declared_s > 0 and self._last_s + max(0.5, 2 / rate) < self._declared_s
+        if not (short_frames or short_time):
+            return ""
+        if short_time:
+            said = f"its pictures stop at {self._last_s:.2f} s of the {self._declared_s:.2f} s"
+        else:
+            said = f"it holds {self._decoded} of the {self._count} frames"
+        return f"'{self._path.name}' is damaged or incomplete: {said} it declares."
+
     def _open(self) -> None:
+        if self._path.is_dir():
+            raise SourceError(f"'{self._path}' is a folder, not a video file.")
         if not self._path.is_file():
             raise SourceError(f"Video '{self._path}' does not exist.")
         stream = self._open_container()
         self._count = stream.frames or None
+        duration = self._container.duration if self._container is not None else None
+        self._declared_s = duration / av.time_base if duration and duration > 0 else 0.0
         native = (stream.codec_context.width, stream.codec_context.height)
         if native[0] <= 0 or native[1] <= 0:
             raise SourceError(f"Video '{self._path}' declares no picture size; it may be damaged.")
@@ -134,13 +174,11 @@ class VideoFileSource(FrameSource):
     def _open_container(self) -> av.video.stream.VideoStream:
         """Opens the container and starts decoding its first video stream."""
         self._close_container()
+        self._decoded, self._last_s = 0, 0.0
         try:
             self._container = av.open(str(self._path), mode="r")
         except (av.FFmpegError, OSError) as exc:
-            raise SourceError(
-                f"'{self._path}' is not a video that can be read ({exc.__class__.__name__}): "
-                "use an MP4, MKV, MOV, AVI, WebM or GIF file."
-            ) from None
+            raise SourceError(_unreadable_video(self._path, exc)) from None
         if not self._container.streams.video:
             raise SourceError(f"'{self._path}' has no video stream: use a video file.")
         stream = self._container.streams.video[0]
@@ -152,7 +190,11 @@ class VideoFileSource(FrameSource):
         """Decodes the next frame, starting over at the end when looping; None at the end."""
         for attempt in range(2):
             try:
-                return next(self._frames)
+                frame = next(self._frames)
+                self._decoded += 1
+                if frame.time is not None:
+                    self._last_s = max(self._last_s, float(frame.time))
+                return frame
             except StopIteration:
                 if not self._loop or attempt:
                     return None

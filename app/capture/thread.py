@@ -260,7 +260,8 @@ class CaptureThread:
             t_capture = time.monotonic()
             if image is None:
                 if not source.is_live:
-                    self._set_state("ended", f"{source.name} ended after {index} frames.")
+                    damage = f" {source.damage}" if source.damage else ""
+                    self._set_state("ended", f"{source.name} ended after {index} frames.{damage}")
                     return "ended"
                 read_failures += 1
                 problem = problem or SourceLost(f"{source.name} delivered no frame.")

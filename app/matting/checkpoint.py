@@ -200,6 +200,8 @@ def load_state_dict(
     path = Path(path)
     lookup(variant)
     if path.suffix.lower() == ".onnx":
+        if path.is_dir():
+            raise WeightsError(f"Checkpoint {path} is a folder, not a file.")
         if not path.is_file():
             raise WeightsError(f"Checkpoint {path} does not exist.")
         state: Any = onnx_state_dict(path, variant)
