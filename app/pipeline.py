@@ -30,7 +30,7 @@ from app.compose.backgrounds import BackgroundError, BackgroundLayer, make_backg
 from app.compose.compositor import Compositor
 from app.compose.host import HostBackground, HostMatte, blend
 from app.matting.engine import EngineError, Matte, MattingEngine, build_engine
-from app.matting.ratio import live_ratio, lowest_live_ratio
+from app.matting.ratio import RatioError, check_ratio, live_ratio, lowest_live_ratio
 from app.matting.weights import WeightsError
 from app.output.base import OutputError
 from app.output.recorder import Recorder, unused_path
@@ -226,11 +226,16 @@ class Pipeline:
         s = self._settings
         source = self._open_source(s)
         try:
+            if s.downsample_ratio is not None:
+                check_ratio(source.height, source.width, s.downsample_ratio)
             self._engine = self._build_engine(s)
             self._compositor = Compositor(self._engine.device, self._engine.dtype)
             self._layer = self._make_layer(s)
             if s.output:
                 self._recorder = self._open_recorder(s, source)
+        except RatioError as exc:
+            source.close()
+            raise PipelineError(str(exc)) from None
         except PipelineError:
             source.close()
             self._close_outputs()
@@ -502,6 +507,7 @@ class Pipeline:
 
     def _run_matting(self) -> None:
         hold = _RateHolder()
+        said = ""  # the failure last reported: the same one again on every frame is no news
         while not self._stop.is_set():
             self._apply_engine_changes()
             frame = self._mat_slot.get(timeout=0.05)
@@ -512,11 +518,16 @@ class Pipeline:
             try:
                 matte = self._engine.step(frame.image, t=frame.t_capture)
             except (RuntimeError, ValueError) as exc:
-                self._emit("error", f"Matting failed on a frame: {exc}")
+                known = isinstance(exc, (EngineError, RatioError))
+                text = str(exc) if known else f"Matting failed on a frame: {exc}"
+                if text != said:
+                    self._emit("error", text)
+                    said = text
                 with self._matte_cv:
                     self._failed = frame
                     self._matte_cv.notify_all()
                 continue
+            said = ""
             self._mat_meter.tick()
             self._frames_matted += 1
             with self._matte_cv:

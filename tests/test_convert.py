@@ -229,7 +229,7 @@ def test_failure_midway_leaves_nothing(
         ({"output_video_mbps": 0}, "above 0"),
         ({"output_video_mbps": float("inf")}, "above 0"),
         ({"output_video_mbps": float("nan")}, "above 0"),
-        ({"downsample_ratio": 0.001}, "to nothing"),
+        ({"downsample_ratio": 0.001}, "give at least"),
         ({"input_resize": (0, 10)}, "positive"),
         ({"output_composition": "nodir/com.mp4"}, "does not exist"),
         ({"output_composition": "com.txt"}, "ending in"),

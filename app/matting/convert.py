@@ -46,7 +46,7 @@ from .convert_io import (
     reason,
 )
 from .factory import EngineError, create_model, resolve_device, resolve_dtype
-from .ratio import conversion_ratio
+from .ratio import RatioError, check_ratio, conversion_ratio
 from .registry import DEFAULT_VARIANT, DEVICES, PRECISIONS, VARIANTS
 
 __all__ = [
@@ -310,13 +310,14 @@ def convert_video(
     )
     device, dtype = _device_dtype(model, device, dtype)
     source = open_source(req.source, req.resize, req.num_workers)
-    ratio = req.ratio or conversion_ratio(source.height, source.width)
-    if int(source.height * ratio) < 1 or int(source.width * ratio) < 1:
-        source.close()
-        raise ConvertError(
-            f"Downsample ratio {ratio:g} shrinks the {source.width}x{source.height} frames to "
-            "nothing; give a larger ratio or leave it out to choose automatically."
-        )
+    if req.ratio is None:
+        ratio = conversion_ratio(source.height, source.width)
+    else:
+        try:
+            ratio = check_ratio(source.height, source.width, req.ratio)
+        except RatioError as e:
+            source.close()
+            raise ConvertError(str(e)) from None
     stop = threading.Event()
     sinks: list[Sink] = []
     writers: dict[str, _Writer] = {}

@@ -17,7 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from .factory import EngineError, create_model, precision_name, resolve_device, resolve_dtype
-from .ratio import live_ratio
+from .ratio import check_ratio, live_ratio
 
 Runner = Callable[[torch.Tensor, list, float], tuple[torch.Tensor, torch.Tensor, list]]
 
@@ -180,7 +180,10 @@ class MattingEngine:
         """
         src = self.upload(frame) if isinstance(frame, np.ndarray) else frame.to(self.dtype)
         h, w = src.shape[-2:]
-        ratio = self._fixed_ratio or live_ratio(h, w, self._full_body)
+        if self._fixed_ratio is None:
+            ratio = live_ratio(h, w, self._full_body)
+        else:
+            ratio = check_ratio(h, w, self._fixed_ratio)
         t = time.monotonic() if t is None else t
         if self._size != (h, w):
             self.reset("frame size changed")
