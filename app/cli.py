@@ -67,25 +67,40 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="mattecam",
         description="Real-time webcam background replacement with Robust Video Matting.",
+        epilog="The window starts with the values it last used where an option is left out; "
+        "--headless starts with the defaults shown.",
         argument_default=argparse.SUPPRESS,
     )
+    d = Settings()
     add = p.add_argument
-    add("--source", help="camera index, /dev/videoN, video file, image folder or 'synthetic'")
+    add(
+        "--source",
+        help="camera index, /dev/videoN, video file, image folder or 'synthetic' "
+        f"(default: {d.source})",
+    )
     add(
         "--background",
         type=_typed(Background.parse),
-        help="none | blur | blur:STRENGTH | color:#RRGGBB | green | transparent | FILE",
+        help="none | blur | blur:STRENGTH | color:#RRGGBB | green | transparent | FILE "
+        f"(default: {d.background.spec()})",
     )
-    add("--variant", choices=VARIANTS)
-    add("--checkpoint", help="weights file (.pth or the official .onnx)")
-    add("--device", type=_typed(parse_device), help="auto, cpu, cuda, cuda:N or mps")
-    add("--precision", choices=PRECISIONS)
-    add("--backend", choices=BACKENDS, help="inference backend (default torch)")
+    add("--variant", choices=VARIANTS, help=f"network variant (default: {d.variant})")
+    add(
+        "--checkpoint",
+        help="weights file, .pth or the official .onnx (default: the official weights)",
+    )
+    add(
+        "--device",
+        type=_typed(parse_device),
+        help=f"auto, cpu, cuda, cuda:N or mps (default: {d.device})",
+    )
+    add("--precision", choices=PRECISIONS, help=f"network precision (default: {d.precision})")
+    add("--backend", choices=BACKENDS, help=f"inference backend (default: {d.backend})")
     add(
         "--downsample-ratio",
         dest="downsample_ratio",
         type=_typed(parse_ratio),
-        help="auto or a number in (0, 1]",
+        help="auto or a number in (0, 1] (default: auto)",
     )
     add(
         "--full-body",
@@ -93,15 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with an automatic ratio, keep more detail for full-body shots",
     )
-    add("--resolution", type=_typed(parse_resolution), help="capture size WxH")
-    add("--fps", type=_typed(parse_fps), help="capture frame rate")
+    add(
+        "--resolution",
+        type=_typed(parse_resolution),
+        help="capture size WxH (default: the source's own)",
+    )
+    add("--fps", type=_typed(parse_fps), help="capture frame rate (default: the source's own)")
     add(
         "--virtual-cam",
         dest="virtual_cam",
         action="store_true",
         help="send the result to the virtual camera",
     )
-    add("--vcam-device", dest="vcam_device", help="virtual camera device, e.g. /dev/video10")
+    add(
+        "--vcam-device",
+        dest="vcam_device",
+        help="virtual camera device, e.g. /dev/video10 (default: the driver's first)",
+    )
     add(
         "--vcam-backend",
         dest="vcam_backend",
@@ -119,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--sync",
         choices=SYNC_MODES,
-        help="smooth: every camera frame goes out with the newest matte; exact: only matted frames",
+        help="smooth: every camera frame goes out with the newest matte; exact: only matted "
+        f"frames (default: {d.sync})",
     )
     add(
         "--hold-fps",
@@ -129,10 +153,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--headless", action="store_true", help="run without a window")
     add("--output", help="record to a .mp4/.mkv/.mov file or a folder of PNG frames")
-    add("--output-mbps", dest="output_mbps", type=float, help="recording bit rate (default 6)")
-    add("--max-frames", dest="max_frames", type=_typed(_positive_int), help="stop after N frames")
+    add(
+        "--output-mbps",
+        dest="output_mbps",
+        type=float,
+        help=f"recording bit rate (default: {d.output_mbps:g})",
+    )
+    add(
+        "--max-frames",
+        dest="max_frames",
+        type=_typed(_positive_int),
+        help="stop after N frames (default: no limit)",
+    )
     add("--stats-json", dest="stats_json", help="write the run's statistics to this JSON file")
-    add("--pace", choices=PACES, help="realtime: files play like a camera; none: every frame")
+    add(
+        "--pace",
+        choices=PACES,
+        help=f"realtime: files play like a camera; none: every frame (default: {d.pace})",
+    )
     add("--loop", action="store_true", help="loop a file source")
     add("--version", action="version", version=f"mattecam {__version__}")
     return p
@@ -337,6 +375,12 @@ def main(argv: list[str] | None = None) -> int:
             "no display found (DISPLAY is not set). Run without a window: "
             "python main.py --headless --source FILE|CAMERA --virtual-cam, or start a desktop."
         )
+        return EXIT_USAGE
+    from app.desktop import desktop_problem
+
+    problem = desktop_problem()
+    if problem:  # Qt would abort the process while starting, naming one library at most
+        _say(problem)
         return EXIT_USAGE
     from app.ui.app import run_gui
 

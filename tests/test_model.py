@@ -3,12 +3,14 @@ with the official ONNX export under ONNX Runtime."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from app.matting.engine import torch_runner
+from app.matting.export import script
 from app.matting.model import MattingNetwork
 from app.matting.model.network import downsample
 from app.matting.onnx_import import OnnxImportError, state_dict_from_onnx
@@ -121,7 +123,7 @@ def test_recurrent_state_changes_the_output(weights_model: MattingNetwork) -> No
 )
 def test_scriptable(variant: str, refiner: str) -> None:
     net = MattingNetwork(variant, refiner=refiner).eval()
-    scripted = torch.jit.script(net)
+    scripted = script(net)
     clip = torch.rand(1, 2, 3, 96, 128)
     with torch.inference_mode():
         for a, b in zip(
@@ -160,3 +162,14 @@ def test_parity_with_official_onnx(size: tuple[int, int], official_onnx: Path) -
     net = load_model("mobilenetv3")
     net.refine_full_res = True  # the export refines at ratio 1 too
     assert_matches_official(torch_runner(net), official_onnx, size)
+
+
+def test_scripting_warns_about_nothing_else() -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scripted = script(net)
+        warnings.warn("a real warning", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["a real warning"]
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(scripted(x), net(x))

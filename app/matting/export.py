@@ -130,6 +130,20 @@ def _precision(precision: str) -> torch.dtype:
         raise ExportError(str(e)) from None
 
 
+def script(model: nn.Module) -> torch.jit.ScriptModule:
+    """``torch.jit.script(model)`` without torch's deprecation notice for it.
+
+    TorchScript is the format RVM publishes and the one :func:`export_torchscript` writes; torch
+    2.10 and later warn that ``torch.jit.script`` is deprecated once for every submodule it
+    compiles (over a hundred for this network), which buries any other warning.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning
+        )
+        return torch.jit.script(model)
+
+
 def export_torchscript(
     model: MattingNetwork, output: str | os.PathLike[str], precision: str = "fp32"
 ) -> Path:
@@ -152,7 +166,7 @@ def export_torchscript(
     dtype = _precision(precision)
     dest = Path(output)
     net = _copy_for_export(model, dtype)
-    scripted = torch.jit.script(net)
+    scripted = script(net)
     with _atomic_path(dest) as tmp:
         torch.jit.save(scripted, str(tmp))
     return dest
