@@ -34,6 +34,11 @@ from app.settings import (
 )
 
 EXIT_USAGE = 2
+#: Signals that end a run the way Ctrl-C does, finalising the recording: SIGTERM (kill, a service
+#: stop, logging out) and SIGHUP (the terminal closed) as well as SIGINT.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -224,7 +229,7 @@ def _check_output_paths(settings: Settings) -> None:
 
 
 def _catch_stop_signals(stop: threading.Event) -> dict[int, object]:
-    """Makes Ctrl-C and SIGTERM ask the run to stop instead of raising in the middle of it.
+    """Makes Ctrl-C, SIGTERM and SIGHUP ask the run to stop instead of raising in the middle of it.
 
     A second Ctrl-C while the recording is being finalised is absorbed too, so it cannot leave a
     half-written file. Outside the main thread nothing is installed (Ctrl-C then raises
@@ -238,7 +243,7 @@ def _catch_stop_signals(stop: threading.Event) -> dict[int, object]:
         stop.set()
 
     previous: dict[int, object] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         try:
             previous[sig] = signal.signal(sig, request_stop)
         except ValueError:  # not the main thread of the interpreter

@@ -20,6 +20,7 @@ from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
+from app.cli import STOP_SIGNALS
 from app.settings import Settings, SettingsError, parse_resolution
 from app.ui.controls import is_camera_spec
 from app.ui.main_window import ASSETS, MainWindow
@@ -139,9 +140,10 @@ def run_gui(settings: Settings, overrides: set[str], vcam_backend: str | None = 
     plan = ScreenshotPlan(screenshot, frames, tuple(sizes)) if screenshot else None
     window = build_window(settings, overrides, vcam_backend, screenshot=plan)
     app.aboutToQuit.connect(window.shut_down)  # Also when the session ends without a close.
-    # Ctrl+C in the terminal closes the window like the close button. Python handles signals only
-    # between bytecodes, so a timer lets it run now and then.
-    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    # Ctrl+C in the terminal, SIGTERM (kill, a service stop, logout) and SIGHUP (the terminal
+    # closed) close the window like the close button, so a recording is finalised. Python handles
+    # signals only between bytecodes, so a timer lets it run now and then.
+    previous = {sig: signal.signal(sig, lambda *_: window.close()) for sig in STOP_SIGNALS}
     ticker = QTimer()
     ticker.timeout.connect(lambda: None)
     ticker.start(250)
@@ -149,5 +151,6 @@ def run_gui(settings: Settings, overrides: set[str], vcam_backend: str | None = 
         code = app.exec()
     finally:
         ticker.stop()
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return max(int(code), int(window.exit_code))
