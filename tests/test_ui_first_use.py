@@ -287,10 +287,10 @@ def test_quality_offers_a_simple_choice_and_says_when_detail_is_lowered(qt_app, 
     # A fixed 87 % detail that holding the frame rate brought down to 256x144 on a 640x480
     # frame: the panel says what is in use and why, next to the 87 % chosen.
     panel.set_settings(Settings(downsample_ratio=0.87, hold_fps=True))
-    assert panel.ratio_label.text() == "87 %"
+    assert panel.ratio_label.text() == "87\u00a0%"
     panel.show_in_use("256x192", (640, 480))
     assert panel.in_use.isVisible()
-    assert "40 %" in panel.in_use.text() and "87 %" in panel.in_use.text()
+    assert "40\u00a0%" in panel.in_use.text() and "87\u00a0%" in panel.in_use.text()
     assert "keep up" in panel.in_use.text()
     panel.show_in_use("557x418", (640, 480))  # As chosen: nothing to say.
     assert not panel.in_use.isVisible()

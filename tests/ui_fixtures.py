@@ -30,11 +30,9 @@ from app.ui.workers import live_threads
 
 __all__ = [
     "FakeDriver",
-    "NoDriver",
     "fake_vcam",
     "flush_qt",
     "make_settings",
-    "no_driver",
     "open_window",
     "qt_app",
     "qt_guard",
@@ -179,13 +177,6 @@ class FakeDriver:
             return list(self.frames)
 
 
-class NoDriver:
-    """A virtual camera backend whose driver is not installed: opening it fails."""
-
-    def __init__(self, **kw: object) -> None:
-        raise RuntimeError("v4l2loopback module is not loaded")
-
-
 @pytest.fixture
 def fake_vcam() -> Iterator[type[FakeDriver]]:
     """Registers :class:`FakeDriver` as the ``ui-fake`` backend."""
@@ -193,11 +184,3 @@ def fake_vcam() -> Iterator[type[FakeDriver]]:
     register_backend("ui-fake", FakeDriver)
     yield FakeDriver
     unregister_backend("ui-fake")
-
-
-@pytest.fixture
-def no_driver() -> Iterator[str]:
-    """Registers :class:`NoDriver` as the ``ui-nodriver`` backend; yields its name."""
-    register_backend("ui-nodriver", NoDriver)
-    yield "ui-nodriver"
-    unregister_backend("ui-nodriver")

@@ -47,8 +47,8 @@ PRECISION_LABELS = {
     "fp16": "Half (16-bit) — faster on a graphics card",
 }
 DETAIL_MODES = {
-    "portrait": "Automatic — head and shoulders",
-    "full_body": "Automatic — whole body",
+    "portrait": "Auto, upper body",
+    "full_body": "Auto, whole body",
     "manual": "Fixed",
 }
 SYNC_LABELS = {
@@ -99,6 +99,11 @@ class Preset(enum.Enum):
             if (preset.value.hold_fps, preset.value.sync) == (settings.hold_fps, settings.sync):
                 return preset
         return None
+
+
+def percent(ratio: float) -> str:
+    """``87 %`` (kept on one line)."""
+    return f"{round(ratio * 100)}\u00a0%"
 
 
 def offered_devices() -> dict[str, str]:
@@ -186,10 +191,12 @@ class QualityPanel(QWidget):
         for key, label in DETAIL_MODES.items():
             self.ratio_mode.addItem(label, key)
         self.ratio_mode.setToolTip(
-            "How much detail the network looks at: automatic picks it from the picture size "
-            "(whole body keeps more for people far from the camera)"
+            "How much detail the network looks at: automatic picks it from the picture size, "
+            "for a person seen down to the chest (upper body) or from head to toe (whole body, "
+            "more detail)"
         )
         self.ratio_mode.activated.connect(self._on_ratio_mode)
+        self._fit(self.ratio_mode)
         self.ratio_slider = QSlider(Qt.Orientation.Horizontal)
         self.ratio_slider.setRange(5, 100)
         self.ratio_slider.setSingleStep(5)
@@ -222,7 +229,7 @@ class QualityPanel(QWidget):
         )
         self.reset_button.clicked.connect(self.reset_requested)
 
-        box = QGroupBox("Advanced settings")
+        box = QGroupBox()
         form = QFormLayout(box)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Network", self.variant_combo)
@@ -235,13 +242,18 @@ class QualityPanel(QWidget):
         form.addRow(self.reset_button)
         return box
 
+    @staticmethod
+    def _fit(combo: QComboBox) -> None:
+        """Lets a list be narrower than its longest entry (shown whole when it opens)."""
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(12)
+
     def _combo(self, labels: dict[str, str], field: str, tip: str) -> QComboBox:
         combo = QComboBox()
         for key, label in labels.items():
             combo.addItem(label, key)
         combo.setToolTip(tip)
-        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(12)
+        self._fit(combo)
         combo.activated.connect(lambda _: self._emit({field: combo.currentData()}))
         return combo
 
@@ -274,7 +286,7 @@ class QualityPanel(QWidget):
         self.ratio_slider.blockSignals(True)
         self.ratio_slider.setValue(round(ratio * 100))
         self.ratio_slider.blockSignals(False)
-        self.ratio_label.setText(f"{round(ratio * 100)} %")
+        self.ratio_label.setText(percent(ratio))
         self.ratio_row.setVisible(mode == "manual")  # Hidden, not greyed out, when automatic.
         self._show_in_use()
 
@@ -321,8 +333,8 @@ class QualityPanel(QWidget):
         width, height = self._internal
         why = "to keep up with the camera" if self._settings.hold_fps else "for now"
         self.in_use.setText(
-            f"Detail in use: {round(ratio * 100)} % ({width} × {height}) instead of "
-            f"{round(chosen * 100)} %, lowered {why}. Balanced or Sharpest keep the detail."
+            f"Detail in use: {percent(ratio)} ({width}\u00a0×\u00a0{height}) instead of "
+            f"{percent(chosen)}, lowered {why}. Balanced or Sharpest keep the detail."
         )
         self.in_use.show()
 
@@ -340,7 +352,7 @@ class QualityPanel(QWidget):
         self._emit({"downsample_ratio": ratio, "full_body": mode == "full_body"})
 
     def _on_ratio_value(self, value: int) -> None:
-        self.ratio_label.setText(f"{value} %")
+        self.ratio_label.setText(percent(value / 100))
         if self.ratio_mode.currentData() == "manual":
             self._emit({"downsample_ratio": value / 100})
 
