@@ -7,39 +7,72 @@ GStreamer's ``pipewiresrc``, as any PipeWire camera reader would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from app.output import pipewire
+
 #: Debian packages the stack and the readback need (installed by .ci/run).
 PROGRAMS = ("dbus-daemon", "pipewire", "wireplumber", "pw-dump", "gst-launch-1.0")
 
 
-def require_programs(programs: tuple[str, ...] = PROGRAMS) -> None:
-    """Skips the test when a program is missing; fails on CI, where .ci/run installs them."""
-    missing = [p for p in programs if shutil.which(p) is None]
-    if not missing:
-        return
-    message = f"needs {', '.join(missing)} (Debian: see the packages installed by .ci/run)"
+def skip_or_fail(message: str) -> None:
+    """Skips the test; on CI, where .ci/run installs every system package, fails it instead."""
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
 
 
+def require_programs(programs: tuple[str, ...] = PROGRAMS) -> None:
+    """Skips the test when a program is missing (fails it on CI)."""
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        skip_or_fail(f"needs {', '.join(missing)} (Debian: the packages .ci/run installs)")
+
+
+@contextlib.contextmanager
+def private_session(monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[PipeWireStack]:
+    """A running :class:`PipeWireStack` that the app in this process finds through the environment.
+
+    Args:
+        monkeypatch: the test's, to point the environment at the session.
+        env: extra variables for the session's processes (and this process).
+    """
+    require_programs()
+    folder = Path(tempfile.mkdtemp(prefix="pw-", dir="/tmp"))  # socket paths must stay short
+    stack = PipeWireStack(folder, **env)
+    try:
+        stack.start()
+        for key in ("XDG_RUNTIME_DIR", "PIPEWIRE_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", *env):
+            monkeypatch.setenv(key, stack.env[key])
+        monkeypatch.delenv("PIPEWIRE_REMOTE", raising=False)
+        message = pipewire.unavailable_reason()
+        if message is not None:
+            skip_or_fail(message)
+        yield stack
+    finally:
+        stack.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class PipeWireStack:
     """dbus-daemon, pipewire and wireplumber of their own, in ``folder``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, **env: str) -> None:
+        """Prepares the folders; ``env`` adds variables for every process (e.g. ``DISPLAY``)."""
         self.folder = folder
         self.runtime = folder / "run"
         self.runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -52,6 +85,7 @@ class PipeWireStack:
             XDG_CONFIG_HOME=str(folder / "config"),
             XDG_CACHE_HOME=str(folder / "cache"),
         )
+        self.env.update(env)
         self.env.pop("PIPEWIRE_REMOTE", None)
         self._bus: subprocess.Popen | None = None
         self._daemons: list[subprocess.Popen] = []
@@ -213,6 +247,30 @@ class FrameReader:
         """Disconnects from the camera."""
         _end(self._process)
         self._thread.join(timeout=5)
+
+
+def block_frame(seed: int, width: int, height: int) -> np.ndarray:
+    """An RGB frame of 16 x 16 blocks of random colours (flat, so I420's chroma keeps them).
+
+    Args:
+        seed: picks the colours.
+        width: a multiple of 16.
+        height: a multiple of 16.
+    """
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(16, 240, (height // 16, width // 16, 3), dtype=np.uint8)
+    return np.repeat(np.repeat(colours, 16, axis=0), 16, axis=1)
+
+
+def block_error(got: np.ndarray, sent: np.ndarray) -> np.ndarray:
+    """Absolute differences over the middle 8 x 8 pixels of each block (I420 blurs the edges)."""
+    height, width = sent.shape[:2]
+
+    def centres(frame: np.ndarray) -> np.ndarray:
+        inner = frame[:, :, :3].reshape(height // 16, 16, width // 16, 16, 3)[:, 4:12, :, 4:12]
+        return inner.astype(np.int16)
+
+    return np.abs(centres(got) - centres(sent))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import platform
-import shutil
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.cli import main
-from app.output import pipewire
 from app.output.virtualcam import (
     VcamBackend,
     VirtualCameraSink,
@@ -21,7 +18,13 @@ from app.output.virtualcam import (
 )
 from app.pipeline import Pipeline
 from app.settings import VCAM_BACKENDS, Background, Settings, SettingsError
-from tests.pipewire_stack import PipeWireStack, require_programs, wait_until
+from tests.pipewire_stack import (
+    PipeWireStack,
+    block_error,
+    block_frame,
+    private_session,
+    wait_until,
+)
 
 pytestmark = pytest.mark.skipif(platform.system() != "Linux", reason="PipeWire runs on Linux")
 
@@ -29,44 +32,18 @@ WIDTH, HEIGHT, FPS = 320, 240, 30
 
 
 @pytest.fixture
-def session(monkeypatch: pytest.MonkeyPatch):
+def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[PipeWireStack]:
     """A PipeWire session of the test's own, which the app finds through the environment."""
-    require_programs()
-    folder = Path(tempfile.mkdtemp(prefix="pw-", dir="/tmp"))  # socket paths must stay short
-    stack = PipeWireStack(folder)
-    try:
-        stack.start()
-        for key in ("XDG_RUNTIME_DIR", "PIPEWIRE_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
-            monkeypatch.setenv(key, stack.env[key])
-        monkeypatch.delenv("PIPEWIRE_REMOTE", raising=False)
-        message = pipewire.unavailable_reason()
-        if message is not None:
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
+    with private_session(monkeypatch) as stack:
         yield stack
-    finally:
-        stack.close()
-        if not os.environ.get("KEEP_PW"):
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def blocks(seed: int) -> np.ndarray:
-    """A frame of 16 x 16 blocks of random colours (flat inside, so I420's chroma keeps them)."""
-    rng = np.random.default_rng(seed)
-    colours = rng.integers(16, 240, (HEIGHT // 16, WIDTH // 16, 3), dtype=np.uint8)
-    return np.repeat(np.repeat(colours, 16, axis=0), 16, axis=1)
-
-
-def block_centres(frame: np.ndarray) -> np.ndarray:
-    """The middle 8 x 8 pixels of every block, away from the edges that chroma blurs."""
-    inner = frame.reshape(HEIGHT // 16, 16, WIDTH // 16, 16, 3)[:, 4:12, :, 4:12]
-    return inner.astype(np.int16)
+    return block_frame(seed, WIDTH, HEIGHT)
 
 
 def matches(frame: np.ndarray, sent: np.ndarray, tolerance: int = 3) -> bool:
-    diff = np.abs(block_centres(frame) - block_centres(sent))
-    return int(diff.max()) <= tolerance
+    return int(block_error(frame, sent).max()) <= tolerance
 
 
 def test_the_camera_is_a_video_source_named_mattecam(session: PipeWireStack) -> None:
@@ -114,7 +91,7 @@ def test_frames_come_back_with_their_pixels(session: PipeWireStack) -> None:
             last = got[-1]
         finally:
             reader.close()
-    error = np.abs(block_centres(last) - block_centres(sent[-1]))
+    error = block_error(last, sent[-1])
     assert error.max() <= 3 and error.mean() < 1.0
     assert not matches(last, sent[0])  # the check tells different frames apart
 
