@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.common import Section, machine, table
 
-BENCHMARKS = ("model_step", "levers", "pipeline", "memory", "convert", "soak")
+BENCHMARKS = ("model_step", "levers", "pipeline", "memory", "convert", "soak", "pipewire_camera")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 LEVERS = "## Levers tried"
 _MARK = re.compile(r"<!-- bench:(\w+) -->\n(.*?)<!-- /bench:\1 -->\n", re.S)

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -171,9 +172,18 @@ class PipeWireStack:
         wait_until(listed, timeout, f"the node '{name}' to appear")
         return found[-1]
 
-    def reader(self, name: str, width: int, height: int) -> FrameReader:
-        """Starts reading the camera ``name`` (``width x height``) as a PipeWire client would."""
-        return FrameReader(self.env, name, width, height, self.folder / "reader.log")
+    def reader(
+        self, name: str, width: int, height: int, keep: Callable[[np.ndarray], Any] | None = None
+    ) -> FrameReader:
+        """Starts reading the camera ``name`` (``width x height``) as a PipeWire client would.
+
+        Args:
+            name: the node to read.
+            width: its frame width.
+            height: its frame height.
+            keep: what to keep of each RGB frame (the frame itself when None).
+        """
+        return FrameReader(self.env, name, width, height, self.folder / "reader.log", keep)
 
 
 class FrameReader:
@@ -183,11 +193,19 @@ class FrameReader:
     """
 
     def __init__(
-        self, env: dict[str, str], name: str, width: int, height: int, log_path: Path
+        self,
+        env: dict[str, str],
+        name: str,
+        width: int,
+        height: int,
+        log_path: Path,
+        keep: Callable[[np.ndarray], Any] | None = None,
     ) -> None:
         log = open(log_path, "ab")  # noqa: SIM115
         self.width, self.height = width, height
-        self.frames: list[tuple[float, np.ndarray]] = []
+        self._keep = keep or (lambda frame: frame)
+        #: (arrival time from ``time.perf_counter()``, what was kept of the frame)
+        self.frames: list[tuple[float, Any]] = []
         self._lock = threading.Lock()
         self._process = subprocess.Popen(
             [
@@ -219,11 +237,11 @@ class FrameReader:
             data = stream.read(size)
             if len(data) < size:
                 return
+            arrived = time.perf_counter()
             i420 = np.frombuffer(data, np.uint8).reshape(self.height * 3 // 2, self.width)
+            kept = self._keep(cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420))
             with self._lock:
-                self.frames.append(
-                    (time.perf_counter(), cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420))
-                )
+                self.frames.append((arrived, kept))
 
     def wait_until(
         self, condition: Callable[[list[np.ndarray]], bool], timeout: float = 20
