@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 
 from app.cli import main
+from app.output import pipewire
 from app.output.virtualcam import (
     VcamBackend,
     VirtualCameraSink,
+    VirtualCameraUnavailable,
     auto_backends,
     backend_problem,
+    guidance,
 )
 from app.pipeline import Pipeline
 from app.settings import VCAM_BACKENDS, Background, Settings, SettingsError
@@ -77,6 +80,23 @@ def test_without_a_daemon_pipewire_is_left_out_with_one_sentence(
     problem = backend_problem("pipewire")
     assert problem is not None and problem.count(". ") == 0 and problem.endswith(".")
     assert "PipeWire" in problem and ("daemon" in problem or "install" in problem)
+    with pytest.raises(VirtualCameraUnavailable) as caught:
+        VirtualCameraSink(WIDTH, HEIGHT, FPS, backend="pipewire")
+    assert str(caught.value) == f"{problem} {guidance()}"
+
+
+def test_missing_gstreamer_is_one_sentence_naming_the_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gst-launch-1.0 to be found
+    pipewire._missing_tools.cache_clear()
+    try:
+        problem = pipewire.unavailable_reason()
+    finally:
+        monkeypatch.undo()
+        pipewire._missing_tools.cache_clear()
+    assert problem is not None and problem.count(". ") == 0 and problem.endswith(".")
+    assert "gst-launch-1.0" in problem and f"sudo apt install {pipewire.PACKAGES}" in problem
 
 
 def test_frames_come_back_with_their_pixels(session: PipeWireStack) -> None:

@@ -270,8 +270,10 @@ class VirtualCameraSink(Sink):
         if self._startup_error is not None:
             self._closed = True
             self._thread.join(timeout=2.0)
+            reason = backend_problem(backend) if backend else None
             raise VirtualCameraUnavailable(
-                f"No virtual camera is available. {guidance()}", detail=self._startup_error
+                f"{reason or 'No virtual camera is available.'} {guidance()}",
+                detail=self._startup_error,
             )
 
     @property

@@ -146,6 +146,8 @@ class MainWindow(QMainWindow):
         self.output_bar = OutputBar()
         self.output_bar.set_vcam_requested(settings.virtual_cam)
         self.output_bar.vcam_toggled.connect(lambda on: self._change(virtual_cam=on))
+        self.output_bar.set_vcam_backend(settings.vcam_backend)
+        self.output_bar.vcam_backend_changed.connect(lambda b: self._change(vcam_backend=b))
         self.output_bar.record_toggled.connect(lambda path: self._change(output=path))
         if settings.output:  # Started with --output: the recording runs from the first frame.
             self.output_bar.set_recording(settings.output)
@@ -255,6 +257,7 @@ class MainWindow(QMainWindow):
         self.quality_panel.set_settings(s)
         self.backgrounds.select(s.background)
         self.output_bar.set_vcam_requested(s.virtual_cam)
+        self.output_bar.set_vcam_backend(s.vcam_backend)
 
     def set_view(self, view: str) -> None:
         """Switches the preview between ``result``, ``alpha`` and ``side-by-side``."""

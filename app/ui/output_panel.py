@@ -7,7 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
 
 from app.ui.dialogs import Folder, start_folder
 from app.ui.shortcuts import hint
@@ -19,6 +27,18 @@ def vcam_guidance() -> str:
     from app.output.virtualcam import guidance
 
     return guidance()
+
+
+def vcam_routes() -> list[tuple[str, str]]:
+    """The virtual camera routes offered here: ``(settings value, label)``, automatic first."""
+    from app.output.virtualcam import VcamBackend, available_backends
+
+    here = set(available_backends())
+    return [
+        (route.value, route.label)
+        for route in VcamBackend
+        if route.registry_name is None or route.registry_name in here
+    ]
 
 
 #: The switch's state when no driver could be opened.
@@ -36,10 +56,13 @@ class OutputBar(QFrame):
 
     Signals:
         vcam_toggled(bool): the user switched the virtual camera.
+        vcam_backend_changed(str): the user picked a virtual camera route (``auto``,
+            ``pipewire``, ``v4l2``, ``obs``).
         record_toggled(object): a file to record to, or None to stop.
     """
 
     vcam_toggled = Signal(bool)
+    vcam_backend_changed = Signal(str)
     record_toggled = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -58,6 +81,16 @@ class OutputBar(QFrame):
         )
         title = QLabel("Virtual camera")
         title.setBuddy(self.vcam_switch)
+        self.vcam_route = QComboBox()
+        self.vcam_route.setAccessibleName("Virtual camera route")
+        self.vcam_route.setToolTip(
+            "How the picture reaches apps: PipeWire (no driver needed on GNOME or KDE with "
+            "Wayland), the v4l2loopback driver, or the OBS Virtual Camera; Automatic picks the "
+            "best one this computer has"
+        )
+        for value, label in vcam_routes():
+            self.vcam_route.addItem(label, value)
+        self.vcam_route.activated.connect(self._on_route)
         self.vcam_status = QLabel("Off")
         self.vcam_status.setObjectName("muted")
         self.vcam_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -73,6 +106,7 @@ class OutputBar(QFrame):
         row.setContentsMargins(8, 6, 8, 6)
         row.addWidget(self.vcam_switch, 0, Qt.AlignmentFlag.AlignVCenter)
         row.addWidget(title)
+        row.addWidget(self.vcam_route)
         row.addWidget(self.vcam_status, 1)
         row.addSpacing(12)
         row.addWidget(self.record_status)
@@ -90,11 +124,21 @@ class OutputBar(QFrame):
         elif not on and not self._unavailable:
             self.vcam_status.setText("Off")
 
+    def set_vcam_backend(self, value: str) -> None:
+        """Shows the chosen route (a settings value) without announcing it."""
+        index = self.vcam_route.findData(value)
+        if index >= 0:
+            self.vcam_route.setCurrentIndex(index)
+
+    def _on_route(self, index: int) -> None:
+        self.vcam_backend_changed.emit(str(self.vcam_route.itemData(index)))
+
     def set_vcam_state(self, state: str) -> None:
         """Shows the pipeline's virtual-camera state.
 
         Args:
-            state: ``off``, ``on — <device>`` or ``unavailable``.
+            state: ``off``, ``on — <device> (<route>)`` (then `` — <problem>`` while the route
+                retries) or ``unavailable``.
         """
         if state.startswith("on"):
             device = state.split("—", 1)[1].strip() if "—" in state else ""

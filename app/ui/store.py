@@ -41,6 +41,7 @@ PERSISTED_FIELDS = (
     "hold_fps",
     "sync",
     "virtual_cam",
+    "vcam_backend",
 )
 
 
