@@ -80,8 +80,17 @@ def _foreign(thread: threading.Thread) -> bool:
     return isinstance(thread, threading._DummyThread)  # type: ignore[attr-defined]
 
 
-def _leftovers(before: set[threading.Thread]) -> list[str]:
+def _top_levels() -> set[int]:
+    return {shiboken6.getCppPointer(w)[0] for w in QApplication.topLevelWidgets()}
+
+
+def _leftovers(before: set[threading.Thread], widgets: set[int]) -> list[str]:
     problems = [f"QThread {t.objectName()!r} still running" for t in live_threads()]
+    problems += [  # Hidden ones too: a dialog or panel the test made and never deleted.
+        f"top-level widget {type(w).__name__} still alive"
+        for w in QApplication.topLevelWidgets()
+        if shiboken6.getCppPointer(w)[0] not in widgets and not w.isVisible()
+    ]
     problems += [
         f"top-level widget {type(w).__name__} still visible"
         for w in QApplication.topLevelWidgets()
@@ -102,15 +111,17 @@ def _leftovers(before: set[threading.Thread]) -> list[str]:
 
 @pytest.fixture
 def qt_guard(qt_app: QApplication) -> Iterator[None]:
-    """Fails the test if a worker thread, a pipeline thread or a window outlives it."""
+    """Fails the test if a worker thread, a pipeline thread or a top-level widget (a window, a
+    dialog, a panel made on its own) outlives it."""
     before = set(threading.enumerate())
+    widgets = _top_levels()
     yield
     deadline = time.monotonic() + 5.0
-    problems = _leftovers(before)
+    problems = _leftovers(before, widgets)
     while problems and time.monotonic() < deadline:
         flush_qt()
         time.sleep(0.05)
-        problems = _leftovers(before)
+        problems = _leftovers(before, widgets)
     assert not problems, "; ".join(problems)
 
 
