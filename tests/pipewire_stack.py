@@ -181,7 +181,8 @@ class PipeWireStack:
             name: the node to read.
             width: its frame width.
             height: its frame height.
-            keep: what to keep of each RGB frame (the frame itself when None).
+            keep: what to keep of each frame, given its I420 planes as one ``H * 3 / 2 x W``
+                array; None keeps the frame decoded to RGB.
         """
         return FrameReader(self.env, name, width, height, self.folder / "reader.log", keep)
 
@@ -203,7 +204,7 @@ class FrameReader:
     ) -> None:
         log = open(log_path, "ab")  # noqa: SIM115
         self.width, self.height = width, height
-        self._keep = keep or (lambda frame: frame)
+        self._keep = keep or (lambda i420: cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420))
         #: (arrival time from ``time.perf_counter()``, what was kept of the frame)
         self.frames: list[tuple[float, Any]] = []
         self._lock = threading.Lock()
@@ -239,7 +240,7 @@ class FrameReader:
                 return
             arrived = time.perf_counter()
             i420 = np.frombuffer(data, np.uint8).reshape(self.height * 3 // 2, self.width)
-            kept = self._keep(cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420))
+            kept = self._keep(i420)
             with self._lock:
                 self.frames.append((arrived, kept))
 
