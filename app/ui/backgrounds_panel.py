@@ -435,6 +435,8 @@ class BackgroundsPanel(QWidget):
     def _ask_color(self, initial: QColor) -> QColor | None:
         dialog = QColorDialog(initial, self)
         dialog.setWindowTitle("Background colour")
+        # Qt's own dialog reports every colour as it is picked (a native one may not).
+        dialog.setOption(QColorDialog.ColorDialogOption.DontUseNativeDialog)
         dialog.currentColorChanged.connect(self._preview_color)
         accepted = dialog.exec() == QColorDialog.DialogCode.Accepted
         color = dialog.selectedColor()
