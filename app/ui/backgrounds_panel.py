@@ -7,26 +7,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
-    QDragEnterEvent,
-    QDropEvent,
     QIcon,
     QImage,
-    QLinearGradient,
-    QPainter,
     QPixmap,
-    QRadialGradient,
 )
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QColorDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QListView,
-    QListWidget,
     QListWidgetItem,
     QMenu,
     QPushButton,
@@ -36,10 +28,16 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import DEFAULT_BLUR, GREEN_SCREEN, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Background
+from app.ui.background_grid import (
+    BackgroundGrid,
+    builtin_icon,
+    is_background_file,
+    placeholder_icon,
+    tile_icon,
+)
 from app.ui.dialogs import Folder, start_folder
-from app.ui.thumbnails import THUMB_SIZE, Io
+from app.ui.thumbnails import Io
 
-ICON = QSize(128, 72)
 KEY_ROLE = Qt.ItemDataRole.UserRole
 BUILTIN = ("none", "blur", "color", "green")
 BUILTIN_LABELS = {"none": "None", "blur": "Blur", "color": "Colour", "green": "Green screen"}
@@ -75,117 +73,12 @@ def bundled_backgrounds(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def is_background_file(path: str) -> bool:
-    """Whether a file name looks like an image or a video."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
-
-
 def _title(path: Path) -> str:
     return path.stem.replace("-", " ").replace("_", " ").capitalize()
 
 
 def _file_key(path: str) -> str:
     return str(Path(path).expanduser().resolve())
-
-
-def _icon(pixmap: QPixmap) -> QIcon:
-    """An icon drawn the same when selected (Qt would tint it with the highlight colour, and a
-    green screen would look teal)."""
-    icon = QIcon()
-    for mode in (QIcon.Mode.Normal, QIcon.Mode.Selected, QIcon.Mode.Active):
-        icon.addPixmap(pixmap, mode)
-    return icon
-
-
-def _tile(paint: Callable[[QPainter, QRect], None]) -> QPixmap:
-    pix = QPixmap(THUMB_SIZE)
-    pix.fill(QColor("#20242b"))
-    with QPainter(pix) as p:
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        paint(p, pix.rect())
-    return pix
-
-
-def _paint_person(p: QPainter, r: QRect, color: QColor) -> None:
-    p.setPen(Qt.PenStyle.NoPen)
-    p.setBrush(color)
-    cx, h = r.center().x(), r.height()
-    p.drawEllipse(QPointF(cx, r.top() + h * 0.38), h * 0.16, h * 0.16)
-    p.drawRoundedRect(int(cx - h * 0.3), int(r.top() + h * 0.6), int(h * 0.6), int(h * 0.5), 14, 14)
-
-
-def _builtin_icon(key: str, color: tuple[int, int, int]) -> QIcon:
-    def paint(p: QPainter, r: QRect) -> None:
-        if key == "none":
-            grad = QLinearGradient(0, 0, r.width(), r.height())
-            grad.setColorAt(0, QColor("#5d6b79"))
-            grad.setColorAt(1, QColor("#39424d"))
-            p.fillRect(r, grad)
-        elif key == "blur":
-            p.fillRect(r, QColor("#4a5a6a"))
-            for x, y, c in [(0.2, 0.3, "#d9b38c"), (0.75, 0.35, "#8cb3d9"), (0.5, 0.9, "#9ad98c")]:
-                g = QRadialGradient(QPointF(r.width() * x, r.height() * y), r.width() * 0.45)
-                g.setColorAt(0, QColor(c))
-                g.setColorAt(1, QColor(0, 0, 0, 0))
-                p.fillRect(r, g)
-        else:
-            p.fillRect(r, QColor(*color))
-        _paint_person(p, r, QColor(255, 255, 255, 215))
-
-    return _icon(_tile(paint))
-
-
-def _placeholder_icon(text: str) -> QIcon:
-    def paint(p: QPainter, r: QRect) -> None:
-        p.setPen(QColor("#9aa3ad"))
-        p.drawText(r, int(Qt.AlignmentFlag.AlignCenter), text)
-
-    return _icon(_tile(paint))
-
-
-class BackgroundGrid(QListWidget):
-    """The thumbnail grid; files dropped on it are handed to the panel."""
-
-    files_dropped = Signal(list)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("backgroundGrid")
-        self.setViewMode(QListView.ViewMode.IconMode)
-        self.setMovement(QListView.Movement.Static)
-        self.setResizeMode(QListView.ResizeMode.Adjust)
-        self.setWrapping(True)
-        self.setUniformItemSizes(True)
-        self.setIconSize(ICON)
-        self.setGridSize(QSize(ICON.width() + 16, ICON.height() + 34))
-        self.setSpacing(2)
-        self.setWordWrap(False)
-        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.setAcceptDrops(True)
-        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
-        self.setMinimumSize(2 * (ICON.width() + 16) + 24, ICON.height() + 60)
-
-    @staticmethod
-    def _paths(event: QDragEnterEvent | QDropEvent) -> list[str]:
-        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
-        return [u.toLocalFile() for u in urls if u.isLocalFile()]
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if any(is_background_file(p) for p in self._paths(event)):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event: QDragEnterEvent) -> None:
-        event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        paths = self._paths(event)
-        event.acceptProposedAction()
-        if paths:
-            self.files_dropped.emit(paths)
 
 
 class BackgroundsPanel(QWidget):
@@ -274,7 +167,7 @@ class BackgroundsPanel(QWidget):
 
         for key in BUILTIN:
             self._add_item(
-                Choice(key, BUILTIN_LABELS[key]), _builtin_icon(key, self._builtin_color(key))
+                Choice(key, BUILTIN_LABELS[key]), builtin_icon(key, self._builtin_color(key))
             )
         for path in bundled:
             self._add_file_item(str(path), _title(path), user=False)
@@ -300,7 +193,7 @@ class BackgroundsPanel(QWidget):
         key = _file_key(path)
         if key in self._items:
             return None
-        item = self._add_item(Choice(key, label, user), _placeholder_icon("Loading…"))
+        item = self._add_item(Choice(key, label, user), placeholder_icon("Loading…"))
         self._io.request_thumbnail(key)
         return item
 
@@ -416,7 +309,7 @@ class BackgroundsPanel(QWidget):
         self._color = tuple(int(c) for c in rgb)
         item = self._items.get("color")
         if item is not None:
-            item.setIcon(_builtin_icon("color", self._color))
+            item.setIcon(builtin_icon("color", self._color))
 
     def _set_slider(self, strength: float) -> None:
         self.blur_slider.blockSignals(True)
@@ -520,7 +413,7 @@ class BackgroundsPanel(QWidget):
         item = self._items.get(path)
         if item is None:
             return
-        item.setIcon(_icon(QPixmap.fromImage(image)))
+        item.setIcon(tile_icon(QPixmap.fromImage(image)))
         self._thumbs_ready.add(path)
         if self._pending_select == path:
             self._finish_pending(path)
@@ -539,4 +432,4 @@ class BackgroundsPanel(QWidget):
         if item.data(KEY_ROLE).user:
             self.remove(path)
         else:
-            item.setIcon(_placeholder_icon("Unreadable"))
+            item.setIcon(placeholder_icon("Unreadable"))
