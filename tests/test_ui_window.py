@@ -193,6 +193,9 @@ def test_missing_driver_is_one_message_with_a_retry_and_not_remembered_on(
             assert QApplication.clipboard().text() == LINUX_INSTALL
         assert len(window.banners.texts()) == 1
         assert guidance() not in "".join(window.banners.texts())
+        mirrored = window.preview.mirrored
+        qtbot.keyClick(window, Qt.Key.Key_M)  # The window's keys still work with it open.
+        assert window.preview.mirrored != mirrored
         # A failed switch is remembered off: the next start does not fail again.
         assert window.store.load_settings(Settings())[0].virtual_cam is False
         wait_frames(qtbot, window, 2)

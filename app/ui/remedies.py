@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -105,6 +106,8 @@ class RemedyRow(QWidget):
             field.setReadOnly(True)
             field.setCursorPosition(0)
             field.setToolTip("Select and copy this command, or press Copy")
+            # Only a click focuses it: the window's letter shortcuts keep working.
+            field.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
             copy = QPushButton("Copy")
             copy.setToolTip("Copy the command to the clipboard")
             copy.clicked.connect(lambda _=False, c=command: QApplication.clipboard().setText(c))
