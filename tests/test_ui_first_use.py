@@ -31,6 +31,7 @@ from app.ui.main_window import ASSETS
 from app.ui.output_panel import default_recording_path
 from app.ui.preview import SPLIT_LABELS, PreviewWidget
 from app.ui.quality_panel import Preset, QualityPanel
+from app.ui.remedies import LINUX_INSTALL, NO_VCAM, PIPEWIRE_INSTALL, vcam_remedy
 from app.ui.shortcuts import HelpDialog
 from app.ui.stats_bar import FIELDS
 from app.ui.thumbnails import Io
@@ -393,3 +394,14 @@ def test_screenshots_picture_each_tab_at_each_size(qt_guard, settings_dir, tmp_p
         image = QImage(str(tmp_path / f"shot-1024x640-{tab}.png"))
         assert (image.width(), image.height()) == (1024, 640), tab
     flush_qt()
+
+
+def test_the_virtual_camera_message_keeps_the_reason_and_names_what_to_install() -> None:
+    linux = vcam_remedy("Linux")
+    assert linux.text.startswith(NO_VCAM) and linux.text.endswith("press Try again.")
+    assert linux.commands == (PIPEWIRE_INSTALL, LINUX_INSTALL)
+    why = "PipeWire was asked for, but no PipeWire daemon answers."
+    assert vcam_remedy("Linux", reason=why).text.startswith(why)
+    windows = vcam_remedy("Windows")
+    assert "OBS Studio" in windows.text and windows.commands == ()
+    assert "--" not in linux.text + windows.text  # Window words, no command-line flags.

@@ -374,7 +374,10 @@ class MainWindow(QMainWindow):
             self.progress.done()  # The step a progress event announced is over (or failed).
         source_state = getattr(event, "source_state", "")
         if kind == "warning" and vcam_guidance() in message:
-            self.remedies.vcam_unavailable()  # One message with its remedy, not the pipeline's.
+            # One message with its remedy instead of the pipeline's; its reason is kept.
+            reason = message.replace(vcam_guidance(), "").strip()
+            generic = reason.startswith("No virtual camera is available")
+            self.remedies.vcam_unavailable(None if generic or not reason else reason)
         elif source_state == "reconnecting":
             self.banners.show_message("warning", message, key=SOURCE_BANNER)
         elif kind in ("error", "warning"):

@@ -49,23 +49,29 @@ class Remedy:
     commands: tuple[str, ...] = ()
 
 
-def vcam_remedy(os_name: str | None = None) -> Remedy:
-    """What to do when no virtual camera driver could be opened.
+#: What the window says when the pipeline gives no more precise reason.
+NO_VCAM = "No virtual camera was found."
+
+
+def vcam_remedy(os_name: str | None = None, reason: str | None = None) -> Remedy:
+    """What to do when no virtual camera could be opened.
 
     Args:
         os_name: ``Linux``, ``Windows`` or ``Darwin``; None means this machine's.
+        reason: why the chosen route did not open (one sentence), None when there was none.
     """
+    lead = reason or NO_VCAM
     name = (os_name or platform.system()).lower()
     if name.startswith("linux"):
         return Remedy(
-            "No virtual camera was found. On a PipeWire desktop (GNOME or KDE on Wayland) run the "
-            "first command in a terminal; elsewhere the second, which installs and loads the "
-            "v4l2loopback driver. Then press Try again.",
+            f"{lead} On a PipeWire desktop (GNOME or KDE on Wayland) run the first command in a "
+            "terminal; elsewhere the second, which installs and loads the v4l2loopback driver. "
+            "Then press Try again.",
             (PIPEWIRE_INSTALL, LINUX_INSTALL),
         )
     return Remedy(
-        "No virtual camera driver was found. Install OBS Studio (28 or newer), open it once and "
-        "click Start Virtual Camera, close it, then press Try again."
+        f"{lead} Install OBS Studio (28 or newer), open it once and click Start Virtual Camera, "
+        "close it, then press Try again."
     )
 
 
@@ -188,12 +194,17 @@ class Remedies:
         elif state != "unavailable":
             self._output_bar.set_vcam_state(state)
 
-    def vcam_unavailable(self) -> None:
-        """No driver: the switch goes off (and is remembered off); one banner says what to do."""
+    def vcam_unavailable(self, reason: str | None = None) -> None:
+        """No driver: the switch goes off (and is remembered off); one banner says what to do.
+
+        Args:
+            reason: why the chosen route did not open, when the pipeline said more than that
+                none is available.
+        """
         self._vcam_was_on = False
         self._output_bar.show_unavailable()
         self._change(virtual_cam=False)
-        remedy = vcam_remedy()
+        remedy = vcam_remedy(reason=reason)
         detail = RemedyRow(remedy.commands, [("Try again", self.retry_vcam)])
         self._banners.show_message("warning", remedy.text, key=VCAM_BANNER, detail=detail)
 
