@@ -298,10 +298,12 @@ def _run_headless(settings: Settings, vcam_backend: str | None, stop: threading.
         return EXIT_USAGE
     last = time.monotonic()
     progress = False
+    vcam_problem = ""
     try:
         while not pipeline.wait(0.25):
             if stop.is_set():
                 break
+            vcam_problem = _report_vcam_problem(pipeline.stats().vcam_problem, vcam_problem)
             if sys.stderr.isatty() and time.monotonic() - last > 2:
                 last, progress = time.monotonic(), True
                 st = pipeline.stats()
@@ -338,6 +340,19 @@ def _run_headless(settings: Settings, vcam_backend: str | None, stop: threading.
             _say(f"the recording {settings.output} was not saved (see the error above).")
             code = 1
     return code
+
+
+def _report_vcam_problem(problem: str, before: str) -> str:
+    """Says when the virtual camera stops reaching apps (its backend retries) and when it is back.
+
+    Returns:
+        ``problem``, to pass as ``before`` next time.
+    """
+    if problem and problem != before:
+        _say(problem)
+    elif before and not problem:
+        _say("the virtual camera reaches apps again.")
+    return problem
 
 
 def _vcam_refusal(settings: Settings) -> str | None:

@@ -102,6 +102,7 @@ class Stats:
     source: str = ""
     source_state: str = ""
     vcam: str = "off"
+    vcam_problem: str = ""
     frames_matted: int = 0
     state_resets: int = 0
 
@@ -283,8 +284,9 @@ class Pipeline:
 
     def stats(self) -> Stats:
         """A snapshot of the statistics: live rates while running, whole-run rates once ended."""
-        engine, capture = self._engine, self._capture
+        engine, capture, vcam = self._engine, self._capture, self._vcam
         internal = engine.internal_resolution if engine else None
+        problem = vcam.problem if vcam is not None else None
         if self._done.is_set():  # the run is over: the rate over all of it, however short
             capture_fps = capture.mean_fps if capture else 0.0
             matting_fps, output_fps = self._mat_meter.mean_rate(), self._out_meter.mean_rate()
@@ -306,7 +308,8 @@ class Pipeline:
             matte_age_ms=round(self._matte_age.mean() * 1000, 1),
             source=self._source.name if self._source else "",
             source_state=capture.state if capture else "",
-            vcam=self._vcam_status(),
+            vcam=self._vcam_status(problem),
+            vcam_problem=problem or "",
             frames_matted=self._frames_matted,
             state_resets=engine.resets if engine else 0,
         )
@@ -354,10 +357,8 @@ class Pipeline:
         except (OutputError, ValueError) as exc:
             raise PipelineError(str(exc)) from None
 
-    def _vcam_status(self) -> str:
+    def _vcam_status(self, problem: str | None) -> str:
         """The virtual camera's state, and what keeps its frames from apps while it retries."""
-        sink = self._vcam
-        problem = sink.problem if sink is not None else None
         return f"{self._vcam_state} — {problem}" if problem else self._vcam_state
 
     def _open_vcam(self, s: Settings, source: FrameSource) -> None:

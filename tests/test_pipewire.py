@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,6 +171,7 @@ def test_the_app_runs_on_while_the_daemon_goes_and_comes_back(session: PipeWireS
         session.wait_for_node("mattecam")
         session.stop_daemon()
         wait_until(lambda: "retrying" in pipeline.stats().vcam, 15, "the lost daemon to show")
+        assert "PipeWire" in pipeline.stats().vcam_problem
         out = pipeline.stats().frames_out
         wait_until(lambda: pipeline.stats().frames_out > out + 10, 30, "frames to keep coming")
         session.start()
@@ -206,3 +208,28 @@ def test_the_routes_are_the_settings_choices() -> None:
     assert tuple(route.value for route in VcamBackend) == VCAM_BACKENDS
     with pytest.raises(SettingsError):
         Settings(vcam_backend="v4l2loopback").validate()
+
+
+def test_headless_run_says_when_the_camera_is_lost_and_back(session: PipeWireStack, capsys) -> None:
+    argv = ["--headless", "--source", f"synthetic:{WIDTH}x{HEIGHT}@{FPS}", "--max-frames", "360"]
+    argv += ["--virtual-cam", "--vcam-backend", "pipewire", "--background", "blur"]
+    codes: list[int] = []
+    run = threading.Thread(target=lambda: codes.append(main(argv)))
+    run.start()
+    said: list[str] = []
+
+    def heard(words: str) -> bool:
+        said.extend(capsys.readouterr().err.splitlines())
+        return any(words in line for line in said)
+
+    try:
+        wait_until(lambda: heard("Virtual camera on: mattecam (PipeWire)"), 60, "the camera")
+        session.stop_daemon()
+        wait_until(lambda: heard("retrying"), 15, "the lost daemon to be reported")
+        session.start()
+        wait_until(lambda: heard("reaches apps again"), 15, "the return to be reported")
+    finally:
+        run.join(timeout=120)
+    assert codes == [0]
+    lost = [line for line in said if "retrying" in line]
+    assert len(lost) == 1 and lost[0].startswith("mattecam: ") and "PipeWire" in lost[0]
