@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -233,3 +234,14 @@ def test_headless_run_says_when_the_camera_is_lost_and_back(session: PipeWireSta
     assert codes == [0]
     lost = [line for line in said if "retrying" in line]
     assert len(lost) == 1 and lost[0].startswith("mattecam: ") and "PipeWire" in lost[0]
+
+
+def test_odd_sizes_are_padded_to_even_i420() -> None:
+    frame = np.zeros((5, 7, 3), np.uint8)
+    frame[:, :, 0] = 200  # red
+    i420 = pipewire.to_i420(frame)
+    assert i420.shape == (8 * 6 * 3 // 2,)
+    back = cv2.cvtColor(i420.reshape(6 * 3 // 2, 8), cv2.COLOR_YUV2RGB_I420)
+    assert np.abs(back.astype(int) - [200, 0, 0]).max() <= 3  # the padding repeats the edge
+    command = pipewire.launch_command(8, 6, 29.97)
+    assert "framerate=2997/100" in command and "format=i420" in command
