@@ -10,7 +10,16 @@ DEV_STAMP := $(VENV)/.mattecam-dev-installed
 CONSTRAINTS := requirements/ci-constraints.txt
 WEIGHTS_STAMP := $(VENV)/.mattecam-weights
 
-.PHONY: run test bench lint weights screenshot clean
+# The converters of the CoreML and TFLite exports live in a separate environment: they pull in
+# much that the app does not need (and litert-torch bounds torch's version), so `make run` never
+# installs them. `make test` makes it and runs the tests in tests/export_env with it.
+EXPORT_VENV ?= .venv-export
+EXPORT_PY := $(EXPORT_VENV)/bin/python
+EXPORT_EXTRAS := dev,coreml
+EXPORT_STAMP := $(EXPORT_VENV)/.mattecam-installed
+EXPORT_TESTS ?= tests/export_env
+
+.PHONY: run test bench lint weights screenshot clean export-env
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +33,14 @@ $(DEV_STAMP): $(STAMP)
 	$(PY) -m pip install --progress-bar on -c $(CONSTRAINTS) -e '.[dev]'
 	@touch $@
 
+$(EXPORT_STAMP): pyproject.toml $(CONSTRAINTS)
+	@test -x $(EXPORT_PY) || $(PYTHON) -m venv $(EXPORT_VENV)
+	$(EXPORT_PY) -m pip install --quiet --upgrade pip
+	$(EXPORT_PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[$(EXPORT_EXTRAS)]'
+	@touch $@
+
+export-env: $(EXPORT_STAMP)
+
 $(WEIGHTS_STAMP): $(STAMP)
 	$(PY) -m app.matting.weights fetch --variant mobilenetv3
 	@touch $@
@@ -33,9 +50,14 @@ weights: $(WEIGHTS_STAMP)
 run: $(WEIGHTS_STAMP)
 	$(PY) main.py $(ARGS)
 
-test: $(WEIGHTS_STAMP) $(DEV_STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+test: $(WEIGHTS_STAMP) $(DEV_STAMP) $(if $(EXPORT_TESTS),$(EXPORT_STAMP))
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest --ignore=tests/export_env $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; rc=1; fi; \
+	if [ -n "$(EXPORT_TESTS)" ]; then \
+		MATTECAM_EXPORT_ENV=1 $(EXPORT_PY) -m pytest $(EXPORT_TESTS); erc=$$?; \
+		if [ $$erc -eq 5 ]; then echo "pytest collected no export tests" >&2; erc=1; fi; \
+		if [ $$rc -eq 0 ]; then rc=$$erc; fi; \
+	fi; exit $$rc
 
 bench: $(WEIGHTS_STAMP) $(DEV_STAMP)
 	$(PY) -m bench
@@ -48,4 +70,4 @@ screenshot: $(WEIGHTS_STAMP)
 	$(PY) tools/screenshot.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(EXPORT_VENV) .pytest_cache .ruff_cache
