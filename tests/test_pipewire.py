@@ -91,12 +91,7 @@ def test_missing_gstreamer_is_one_sentence_naming_the_packages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no gst-launch-1.0 to be found
-    pipewire._missing_tools.cache_clear()
-    try:
-        problem = pipewire.unavailable_reason()
-    finally:
-        monkeypatch.undo()
-        pipewire._missing_tools.cache_clear()
+    problem = pipewire.unavailable_reason()
     assert problem is not None and problem.count(". ") == 0 and problem.endswith(".")
     assert "gst-launch-1.0" in problem and f"sudo apt install {pipewire.PACKAGES}" in problem
 

@@ -5,8 +5,8 @@ through the desktop portal. This backend publishes a node named ``mattecam`` wit
 ``media.class=Video/Source`` and ``media.role=Camera`` carrying I420 frames (BT.601; Chromium
 refuses RGB formats). Frames are converted here and GStreamer's ``pipewiresink`` publishes them
 from a ``gst-launch-1.0`` child process that reads them from a pipe, so no Python binding is
-needed. The backend has pyvirtualcam's backend
-interface and is registered beside pyvirtualcam's own backends.
+needed. The backend has pyvirtualcam's backend interface and is registered beside pyvirtualcam's
+own backends.
 
 The camera survives its surroundings: when the PipeWire daemon goes away (or the child process
 dies), the frames of the outage are dropped, the problem is reported once, and the child is started
@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -65,12 +64,7 @@ def socket_path() -> Path:
     remote = os.environ.get("PIPEWIRE_REMOTE") or "pipewire-0"
     if os.path.isabs(remote):
         return Path(remote)
-    folder = (
-        os.environ.get("PIPEWIRE_RUNTIME_DIR")
-        or os.environ.get("XDG_RUNTIME_DIR")
-        or os.environ.get("USERPROFILE")
-        or ""
-    )
+    folder = os.environ.get("PIPEWIRE_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR") or ""
     return Path(folder) / remote
 
 
@@ -101,17 +95,24 @@ def daemon_answers(timeout: float = 0.5) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
+#: GStreamer elements already found (looked up once; a missing one is looked up again, so
+#: installing it while the app runs is enough).
+_found: set[str] = set()
+
+
 def _missing_tools() -> str | None:
-    """What is missing from GStreamer for the publishing pipeline, or None (checked once)."""
+    """What is missing from GStreamer for the publishing pipeline, or None."""
     if shutil.which("gst-launch-1.0") is None or shutil.which("gst-inspect-1.0") is None:
         return "GStreamer's command-line tools (gst-launch-1.0) are not installed"
     for element in ELEMENTS:
+        if element in _found:
+            continue
         found = subprocess.run(
             ["gst-inspect-1.0", element], capture_output=True, timeout=30, check=False
         )
         if found.returncode != 0:
             return f"the GStreamer element '{element}' is not installed"
+        _found.add(element)
     return None
 
 
@@ -322,9 +323,10 @@ class PipeWireCamera:
         return True
 
     def _collect_errors(self, process: subprocess.Popen[bytes]) -> None:
+        """Keeps GStreamer's error lines (and a crash's first line) for the next report."""
         for line in process.stderr:
             text = line.decode(errors="replace").strip()
-            if text:
+            if text.startswith(("ERROR", "Caught SIG")):
                 self._errors.append(text)
 
     def _write(self, data: memoryview) -> None:
