@@ -88,7 +88,7 @@ def test_without_a_daemon_pipewire_is_left_out_with_one_sentence(
 
 
 def test_missing_gstreamer_is_one_sentence_naming_the_packages(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    session: PipeWireStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no gst-launch-1.0 to be found
     problem = pipewire.unavailable_reason()

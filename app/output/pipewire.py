@@ -117,18 +117,22 @@ def _missing_tools() -> str | None:
 
 
 def unavailable_reason() -> str | None:
-    """One plain sentence saying why the PipeWire camera cannot run here, or None when it can."""
-    missing = _missing_tools()
-    if missing is not None:
-        return (
-            f"The PipeWire camera cannot start: {missing}; install it with "
-            f"'sudo apt install {PACKAGES}' (or your distribution's GStreamer PipeWire plugin)."
-        )
+    """One plain sentence saying why the PipeWire camera cannot run here, or None when it can.
+
+    The daemon is asked first: it is one connection, where GStreamer's elements take a few
+    processes to look up.
+    """
     if not daemon_answers():
         return (
             f"The PipeWire camera cannot start: no PipeWire daemon answers at {socket_path()}; "
             "log in to a desktop session that runs PipeWire (GNOME or KDE on Wayland do) or use "
             "the v4l2loopback camera."
+        )
+    missing = _missing_tools()
+    if missing is not None:
+        return (
+            f"The PipeWire camera cannot start: {missing}; install it with "
+            f"'sudo apt install {PACKAGES}' (or your distribution's GStreamer PipeWire plugin)."
         )
     return None
 
