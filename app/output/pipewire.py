@@ -123,10 +123,12 @@ def unavailable_reason() -> str | None:
     processes to look up.
     """
     if not daemon_answers():
+        path = socket_path()
+        where = f"at {path}" if path.is_absolute() else "(XDG_RUNTIME_DIR is not set)"
         return (
-            f"The PipeWire camera cannot start: no PipeWire daemon answers at {socket_path()}; "
-            "log in to a desktop session that runs PipeWire (GNOME or KDE on Wayland do) or use "
-            "the v4l2loopback camera."
+            f"The PipeWire camera cannot start: no PipeWire daemon answers {where}; log in to a "
+            "desktop session that runs PipeWire (GNOME or KDE on Wayland do) or use the "
+            "v4l2loopback camera."
         )
     missing = _missing_tools()
     if missing is not None:
