@@ -8,6 +8,7 @@ GStreamer's ``pipewiresrc``, as any PipeWire camera reader would.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -26,8 +27,19 @@ import pytest
 
 from app.output import pipewire
 
+PR_SET_PDEATHSIG = 1  # prctl option: a signal for the child when its parent thread ends
 #: Debian packages the stack and the readback need (installed by .ci/run).
 PROGRAMS = ("dbus-daemon", "pipewire", "wireplumber", "pw-dump", "gst-launch-1.0")
+
+
+def detach_and_die_with_parent() -> None:
+    """For ``preexec_fn``: a process group of its own, ended when the test process dies.
+
+    A test run killed halfway (a timeout) then leaves no daemon behind.
+    """
+    os.setsid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def skip_or_fail(message: str) -> None:
@@ -100,7 +112,7 @@ class PipeWireStack:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                start_new_session=True,
+                preexec_fn=detach_and_die_with_parent,
             )
 
     def start(self) -> PipeWireStack:
@@ -225,7 +237,7 @@ class FrameReader:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
-            start_new_session=True,
+            preexec_fn=detach_and_die_with_parent,
         )
         log.close()
         self._thread = threading.Thread(target=self._read, daemon=True)

@@ -30,6 +30,7 @@ from tests.pipewire_stack import (
     PipeWireStack,
     block_error,
     block_frame,
+    detach_and_die_with_parent,
     private_session,
     skip_or_fail,
     wait_until,
@@ -92,7 +93,7 @@ def display() -> Iterator[str]:
         pass_fds=(write,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        preexec_fn=detach_and_die_with_parent,
     )
     os.close(write)
     with os.fdopen(read) as numbers:
@@ -189,7 +190,7 @@ def test_chromium_lists_mattecam_and_reads_its_pixels(desktop: PipeWireStack) ->
                 env=desktop.env,
                 stdout=log,
                 stderr=log,
-                start_new_session=True,
+                preexec_fn=detach_and_die_with_parent,
             )
         try:
             wait_until(lambda: server.result is not None, 90, "the page to report")
