@@ -10,6 +10,7 @@ Command line::
     python -m app.matting.export torchscript --variant mobilenetv3 --precision fp32 --output F
     python -m app.matting.export onnx --variant mobilenetv3 --precision fp16 --output F --opset 17
     python -m app.matting.export coreml ... (fixed size; see export_coreml)
+    python -m app.matting.export savedmodel|tfjs ... --output DIR  (see export_tf)
 
 Outputs are written under a temporary name beside the destination and renamed when complete.
 """
@@ -270,36 +271,42 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--checkpoint", help="weights file (.pth or the official .onnx)")
         if fmt == "onnx":
             s.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    from . import export_fixed
+    from . import export_fixed, export_tf
 
     export_fixed.add_parsers(sub)
+    export_tf.add_parsers(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the export command line; returns the exit status."""
-    from . import export_fixed
+    from . import export_fixed, export_tf
     from .weights import WeightsError
 
     args = _parser().parse_args(argv)
     fixed = args.format in export_fixed.FIXED_FORMATS
+    folder = args.format in export_tf.FORMATS
     try:
         dest = Path(args.output)
         if not dest.parent.is_dir():
             raise ExportError(f"Cannot write {dest}: the folder {dest.parent} does not exist.")
-        if dest.is_dir() and args.format != "coreml":  # an .mlpackage is a folder
+        if dest.is_dir() and args.format != "coreml" and not folder:  # .mlpackage is a folder
             raise ExportError(f"Cannot write {dest}: a folder of that name exists.")
         if not os.access(dest.parent, os.W_OK | os.X_OK):
             raise ExportError(f"Cannot write {dest}: the folder {dest.parent} is not writable.")
         if args.format == "onnx" and args.opset < MIN_OPSET:
             raise ExportError(f"Opset {args.opset} is too old; give {MIN_OPSET} or newer.")
         shape = export_fixed.check_args(args) if fixed else None
+        if folder:
+            export_tf.check_dependencies(args.format)
         with warnings.catch_warnings():
             # torch warns about damaged files before the loader reports them in one line.
             warnings.simplefilter("ignore")
             model = create_model(args.variant, checkpoint=args.checkpoint)
         if shape is not None:
             export_fixed.run(args, model, shape)
+        elif folder:
+            export_tf.run(args, model)
         elif args.format == "torchscript":
             export_torchscript(model, dest, args.precision)
         else:
@@ -315,4 +322,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The imported module's main: run as __main__, this file's ExportError would be another class
+    # than the one the format modules raise.
+    from app.matting import export
+
+    sys.exit(export.main())
