@@ -335,7 +335,7 @@ def test_cli_user_errors(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
         (["--input-source", str(clip), "--output-alpha", com, "--output-video-mbps", "inf"], "inf"),
         (
             ["--input-source", str(clip), "--output-alpha", com, "--downsample-ratio", "1e-4"],
-            "nothing",
+            "at least",
         ),
         (
             [
