@@ -11,12 +11,13 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from app import __version__
+from app.events import Event, EventKind
+from app.media import atomic_write
 from app.settings import (
     BACKENDS,
     PACES,
@@ -203,18 +204,8 @@ def _write_json_atomic(path: str, data: dict) -> None:
     Raises:
         OSError: the file cannot be written; no temporary file is left behind.
     """
-    dest = Path(path).expanduser()
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(Path(path).expanduser(), "w") as fh:
+        json.dump(data, fh, indent=2)
 
 
 def _check_output_paths(settings: Settings) -> None:
@@ -285,9 +276,9 @@ def _run_headless(settings: Settings, vcam_backend: str | None, stop: threading.
         _say("interrupted; nothing was recorded.")
         return 0
 
-    def on_event(event) -> None:
-        if event.kind != "progress":  # state: what the source delivers, when it ends
-            _say(event.message)
+    def on_event(event: Event) -> None:
+        if event.kind is not EventKind.PROGRESS:  # state: what the source delivers, when it ends
+            _say(event.text())
 
     t_start = time.time()
     pipeline = Pipeline(settings, on_event=on_event, vcam_backend=vcam_backend)

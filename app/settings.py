@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.matting.registry import DEVICE_PATTERN, PRECISIONS, VARIANTS
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".gif", ".m4v")
+from app.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 BACKENDS = ("torch", "onnxruntime")
 PACES = ("realtime", "none")

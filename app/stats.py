@@ -1,12 +1,17 @@
-"""Rates and latency percentiles for the live statistics; thread-safe, no torch, no Qt."""
+"""The live statistics (:class:`Stats`) and the rates and latency percentiles behind them;
+thread-safe, no torch, no Qt."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
+
+from app.events import SourceState, VcamState
 
 
 class RateMeter:
@@ -96,3 +101,35 @@ class Samples:
         """Forgets every value."""
         with self._lock:
             self._values.clear()
+
+
+@dataclass
+class Stats:
+    """Live statistics; :meth:`to_dict` is what ``--stats-json`` writes."""
+
+    capture_fps: float = 0.0
+    matting_fps: float = 0.0
+    output_fps: float = 0.0
+    latency_ms_p50: float = 0.0
+    latency_ms_p95: float = 0.0
+    dropped_frames: int = 0
+    frames_out: int = 0
+    device: str = ""
+    precision: str = ""
+    internal_resolution: str = ""
+    backend: str = ""
+    matte_age_ms: float = 0.0
+    source: str = ""
+    source_state: SourceState | None = None
+    vcam: VcamState = VcamState.OFF
+    vcam_device: str = ""
+    vcam_problem: str = ""
+    frames_matted: int = 0
+    state_resets: int = 0
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dictionary (enums as their values)."""
+        out = dataclasses.asdict(self)
+        out["source_state"] = self.source_state.value if self.source_state else ""
+        out["vcam"] = self.vcam.value
+        return out

@@ -13,16 +13,15 @@ import json
 import statistics
 import tempfile
 import time
-from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import torch
 
 from app.compose import Compositor, make_background
+from app.media.video import write_video
 from app.output.recorder import Recorder
 from app.output.virtualcam import VirtualCameraSink, register_backend, unregister_backend
 from app.settings import Background
@@ -47,16 +46,7 @@ def _write_assets(folder: Path) -> tuple[str, str]:
     gradient = np.linspace(0, 255, 1600, dtype=np.uint8)
     cv2.imwrite(str(image), np.dstack([np.tile(gradient, (900, 1))] * 3))
     video = folder / "bg.mp4"
-    with av.open(str(video), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
-        for i in range(30):
-            frame = av.VideoFrame.from_ndarray(np.full((720, 1280, 3), i * 8, np.uint8), "rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 30)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(video, [np.full((720, 1280, 3), i * 8, np.uint8) for i in range(30)], 30)
     return str(image), str(video)
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
+from app.capture.synthetic import make_frames
 from app.matting.convert import convert_video
 from app.matting.factory import create_model, resolve_device, resolve_dtype
 from app.matting.ratio import conversion_ratio
-from tests.matting_clips import make_frames, write_video
+from app.media.video import write_video
 
 DEFAULT_SIZES = ((640, 480),)
 DEFAULT_CHUNKS = (1, 4)
@@ -103,7 +104,14 @@ def run(
         folder = Path(tmp)
         for width, height in sizes:
             clip = make_frames(frames, height, width)
-            source = write_video(folder / f"in_{width}x{height}.mp4", clip, fps=30)
+            source = write_video(
+                folder / f"in_{width}x{height}.mp4",
+                clip,
+                30,
+                crf=4,
+                preset="ultrafast",
+                pix_fmt="yuv444p",
+            )
             tensors = torch.from_numpy(clip).to(dev).permute(0, 3, 1, 2).float().div(255)
             ratio = conversion_ratio(height, width)
             for seq_chunk in seq_chunks:

@@ -16,11 +16,11 @@ from collections.abc import Callable
 
 import torch
 
+from app.capture.synthetic import make_clip
 from app.matting.engine import torch_runner
 from app.matting.factory import create_model
 from app.matting.weights import fetch_onnx
 from bench.common import Row, Section, load_average, median, percentile, table
-from tests.clips import make_clip
 
 SIZES = ((640, 480, 0.5), (1280, 720, 0.375), (1920, 1080, 0.25))
 GOAL_SIZES = ((1280, 720), (1920, 1080))

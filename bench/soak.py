@@ -132,7 +132,7 @@ def _child(seconds: float, out: Path, work: Path) -> None:
     import cv2
 
     from app.capture.base import SourceError, SourceLost
-    from app.capture.registry import register_source
+    from app.capture.kinds import register_source
     from app.capture.synthetic import SyntheticSource
     from app.output.virtualcam import register_backend
     from app.settings import Background, Settings

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.clips import to_tensor_batch
-from tests.matting_clips import make_frames
+from app.capture.synthetic import make_frames
+from tests.fakes import to_tensor_batch
 
 RATIOS = (1.0, 0.5, 0.375, 0.25)
 Step = Callable[[torch.Tensor, list, float], tuple]

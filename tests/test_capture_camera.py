@@ -19,8 +19,8 @@ def test_missing_camera_raises_with_guidance() -> None:
     with pytest.raises(SourceError) as info:
         open_source("7")
     assert str(info.value) == (
-        "No camera at index 7. Connect a camera, pick another with --source N, "
-        "or use a video file: --source FILE."
+        "No camera at index 7. Connect a camera; pick another camera with --source N or a video "
+        "file with --source FILE."
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -15,12 +14,13 @@ from app.capture import (
     SourceError,
     StillImageSource,
     VideoFileSource,
+    kinds,
     open_source,
     register_source,
-    registry,
     resolve_spec,
 )
 from app.capture.base import FrameSource
+from app.media.video import write_video
 
 W, H = 160, 120
 SQUARE = (slice(40, 80), slice(100, 140))  # rows, columns of the red square
@@ -39,17 +39,7 @@ def strip_value(frame: np.ndarray) -> float:
 
 
 def write_mp4(path: Path, n: int, fps: int = 30) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"crf": "8"}
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(make_picture(i), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_video(path, [make_picture(i) for i in range(n)], fps, crf=8)
 
 
 def write_png(path: Path, img: np.ndarray) -> Path:
@@ -295,7 +285,7 @@ def test_bad_requests_raise_before_anything_opens(clip: Path, kwargs: dict, mess
 
 
 def test_registered_kinds_are_chosen_by_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(kinds, "_REGISTRY", dict(kinds._REGISTRY))
 
     @register_source("flat")
     class FlatSource(FrameSource):
@@ -304,7 +294,7 @@ def test_registered_kinds_are_chosen_by_prefix(monkeypatch: pytest.MonkeyPatch) 
             self.level = level
 
         @classmethod
-        def from_spec(cls, target, *, resolution=None, fps=None, loop=False, pace="realtime"):
+        def from_spec(cls, target, request):
             return cls(int(target))
 
         @property

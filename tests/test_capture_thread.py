@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -20,18 +18,11 @@ from app.capture import (
     SyntheticSource,
     VideoFileSource,
 )
+from app.media.video import write_video
 from app.slot import LatestSlot
+from tests.fakes import wait_until
 
 FAST_BACKOFF = (0.01, 0.04)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 class FlakyCamera(FrameSource):
@@ -151,15 +142,7 @@ def test_pace_none_hands_over_every_frame_then_ends() -> None:
 
 def test_video_file_end_of_stream_ends_without_retrying(tmp_path: Path) -> None:
     path = tmp_path / "short.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(10):
-            img = np.full((48, 64, 3), i * 20, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(path, [np.full((48, 64, 3), i * 20, np.uint8) for i in range(10)], 30)
     capture = CaptureThread(VideoFileSource(path, pace="none")).start()
     count = 0
     while capture.slot.get(timeout=5) is not None:

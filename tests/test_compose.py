@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -16,20 +14,15 @@ from app.compose import BackgroundError, Compositor, make_background
 from app.compose.backgrounds import (
     BlurBackground,
     ColorBackground,
-    ImageBackground,
     PassthroughBackground,
     TransparentBackground,
-    VideoBackground,
-    cover_fit,
 )
+from app.compose.file_layers import ImageBackground, VideoBackground, cover_fit
+from app.media.video import write_video
 from app.settings import GREEN_SCREEN, Background
+from tests.fakes import u8_tensor
 
 H, W = 24, 32
-
-
-def u8_tensor(array: np.ndarray) -> torch.Tensor:
-    """``H x W x C`` uint8 -> ``[1, C, H, W]`` float in 0..1, exact multiples of 1/255."""
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float() / 255.0
 
 
 @pytest.fixture
@@ -186,23 +179,14 @@ def test_corrupt_image_raises_background_error(tmp_path: Path) -> None:
         make_background(Background("image", path=str(bad)), "cpu", torch.float32)
 
 
-def write_video(path: Path, count: int, fps: int = 50) -> None:
+def write_greys(path: Path, count: int, fps: int = 50) -> None:
     """A small H.264 clip whose frame i is uniformly grey level 10 * i."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
-        for i in range(count):
-            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 10 * i, np.uint8), "rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(path, [np.full((24, 32, 3), 10 * i, np.uint8) for i in range(count)], fps)
 
 
 def test_video_background_loops_and_stops(tmp_path: Path) -> None:
     clip = tmp_path / "clip.mp4"
-    write_video(clip, 5)
+    write_greys(clip, 5)
     layer = make_background(Background("video", path=str(clip)), "cpu", torch.float32)
     assert isinstance(layer, VideoBackground)
     try:
@@ -301,3 +285,31 @@ def test_cpu_quantize_hwc_equals_the_generic_path() -> None:
     got = quantize_hwc(x)
     assert got.shape == (7, 9, 4) and got.dtype == torch.uint8 and got.is_contiguous()
     assert torch.equal(got, quantize(x[0]).permute(1, 2, 0))
+
+
+def test_a_blurred_background_is_rendered_once_per_matte() -> None:
+    from app.capture.base import Frame
+    from app.compose.backgrounds import BlurBackground, ColorBackground
+    from app.compose.live import MatteCache
+    from app.matting.engine import Matte
+    from app.matting.worker import Matted
+
+    class CountingBlur(BlurBackground):
+        calls = 0
+
+        def render(self, src, height, width, pha=None):
+            CountingBlur.calls += 1
+            return super().render(src, height, width, pha=pha)
+
+    src = torch.rand(1, 3, 36, 48)
+    pha = torch.zeros(1, 1, 36, 48)
+    matted = MatteCache(
+        Matted(Frame(np.zeros((36, 48, 3), np.uint8), 0, 0.0), Matte(src, src * 0.5, pha, 1.0))
+    )
+    blur, other = CountingBlur(6.0), CountingBlur(6.0)
+    first = matted.background(blur)
+    assert matted.background(blur) is first and CountingBlur.calls == 1
+    assert torch.allclose(first, BlurBackground(6.0).render(src, 36, 48, pha=pha))
+    assert matted.background(other) is not first and CountingBlur.calls == 2  # layer changed
+    assert matted.background(ColorBackground((0, 255, 0))) is None  # rendered per frame
+    assert torch.equal(matted.delta(), src * 0.5 - src)

@@ -14,7 +14,7 @@ from app.compose.backgrounds import (
     TransparentBackground,
 )
 from app.compose.host import HostBackground, HostMatte, blend
-from tests.test_compose import u8_tensor
+from tests.fakes import u8_tensor
 
 H, W = 36, 48
 

@@ -15,11 +15,15 @@ import pytest
 import torch
 from torch import nn
 
+from app.capture.synthetic import make_frames
 from app.matting import convert
 from app.matting.convert import GREEN, ConvertError, convert_video
-from app.matting.convert_io import VideoSink
+from app.matting.convert_io import VideoOutput
 from app.matting.model import MattingNetwork
-from tests.matting_clips import make_frames, read_video, write_video
+from app.media.video import read_video
+from tests.fakes import write_clip
+
+pytestmark = pytest.mark.slow  # runs the official network
 
 ROOT = Path(__file__).resolve().parents[1]
 GREEN_RGB = np.array(GREEN) * 255
@@ -58,13 +62,13 @@ class StopAfter(nn.Module):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """24 frames of 256x192 at 24 fps."""
-    return write_video(tmp_path_factory.mktemp("clip") / "in.mp4", make_frames(24, 192, 256), 24)
+    return write_clip(tmp_path_factory.mktemp("clip") / "in.mp4", make_frames(24, 192, 256), 24)
 
 
 @pytest.fixture(scope="module")
 def small_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10 frames of 160x120 at 25 fps."""
-    return write_video(tmp_path_factory.mktemp("small") / "in.mp4", make_frames(10, 120, 160), 25)
+    return write_clip(tmp_path_factory.mktemp("small") / "in.mp4", make_frames(10, 120, 160), 25)
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -276,7 +280,7 @@ def test_encoder_failures_leave_nothing(
     weights_model: MattingNetwork, small_clip: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(OverflowError):
-        VideoSink(tmp_path / "a.mp4", 64, 48, Fraction(30), float("inf"))
+        VideoOutput(tmp_path / "a.mp4", 64, 48, Fraction(30), float("inf"))
     assert list(tmp_path.iterdir()) == []
     # libx264 refuses this bit rate only when the first frame is encoded, on the writer thread.
     with pytest.raises(ConvertError, match=r"Could not write .*(com|pha)\.mp4"):
@@ -294,7 +298,7 @@ def test_encoder_failures_leave_nothing(
 def test_unreadable_input(weights_model: MattingNetwork, tmp_path: Path) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00not a video" * 100)
-    with pytest.raises(ConvertError, match="not a readable video"):
+    with pytest.raises(ConvertError, match="not a video that can be read"):
         convert_video(weights_model, bad, output_alpha=tmp_path / "pha.mp4", progress=False)
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -428,7 +432,7 @@ def test_cli_runs_as_a_module(small_clip: Path, tmp_path: Path) -> None:
 
 def test_sigterm_midway_deletes_unfinished_outputs(tmp_path: Path) -> None:
     frames = make_frames(240, 360, 480)
-    source = write_video(tmp_path / "long.mp4", frames, 24)
+    source = write_clip(tmp_path / "long.mp4", frames, 24)
     out = tmp_path / "out"
     out.mkdir()
     proc = subprocess.Popen(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from app.capture.synthetic import make_clip
 from app.matting.engine import EngineError, MattingEngine, build_engine, torch_runner
 from app.matting.factory import create_model, dtype_of, resolve_device, resolve_dtype
 from app.matting.model import MattingNetwork
 from app.matting.ratio import conversion_ratio, live_ratio, lowest_live_ratio
-from tests.clips import make_clip
 
 
 @pytest.mark.parametrize(

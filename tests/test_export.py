@@ -12,10 +12,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from app.capture.synthetic import make_frames
 from app.matting import export
 from app.matting.convert import ConvertError, convert_video
 from app.matting.model import MattingNetwork
-from tests.matting_clips import make_frames, read_video, write_video
+from app.media.video import read_video
+from tests.fakes import write_clip
+
+pytestmark = pytest.mark.slow  # runs the official network
 
 MAX_ABS = 5e-4
 MEAN_ABS = 1e-6
@@ -97,7 +101,7 @@ def test_torchscript_fp16_and_sequences(
 def test_frozen_torchscript_in_convert_video(
     weights_model: MattingNetwork, exported: dict[str, Path], frames: torch.Tensor, tmp_path: Path
 ) -> None:
-    clip = write_video(tmp_path / "in.mp4", make_frames(6, 96, 128), 24)
+    clip = write_clip(tmp_path / "in.mp4", make_frames(6, 96, 128), 24)
     frozen = torch.jit.freeze(torch.jit.load(str(exported["torchscript-fp32"])).eval())
     with pytest.raises(ConvertError, match="pass device and dtype"):
         convert_video(frozen, clip, output_alpha=tmp_path / "a.mp4", progress=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from app.capture.synthetic import make_clip
 from app.matting.engine import MattingEngine, build_engine, torch_runner
 from app.matting.fast import (
     FastMattingNetwork,
@@ -18,7 +19,6 @@ from app.matting.fast import (
     tune_allocator,
 )
 from app.matting.model import MattingNetwork
-from tests.clips import make_clip
 from tests.parity import assert_matches_official
 
 

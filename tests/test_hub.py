@@ -12,6 +12,8 @@ from app.matting.convert import convert_video
 from app.matting.model import MattingNetwork
 from app.matting.weights import Checkpoint, Source, WeightsError
 
+pytestmark = pytest.mark.slow  # runs the official network
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from app.capture.synthetic import make_clip
 from app.cli import main
-from tests.clips import make_clip
-from tests.test_pipeline import write_clip
+from tests.fakes import write_clip
 
 
 def one_line(capsys) -> str:

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from app.capture.synthetic import make_clip
 from app.matting.engine import torch_runner
 from app.matting.export import script
 from app.matting.model import MattingNetwork
 from app.matting.model.network import downsample
 from app.matting.onnx_import import OnnxImportError, state_dict_from_onnx
-from tests.clips import make_clip, to_tensor_batch
+from tests.fakes import to_tensor_batch
 from tests.parity import assert_matches_official
 
 KEYS = Path(__file__).parent / "data"

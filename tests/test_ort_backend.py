@@ -8,9 +8,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from app.capture.synthetic import make_frames
 from app.matting.model import MattingNetwork
 from app.matting.ort_backend import OrtBackendError, OrtRunner
-from tests.matting_clips import make_frames
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()
 

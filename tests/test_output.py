@@ -5,10 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import platform
-import threading
-import time
 from pathlib import Path
-from typing import ClassVar
 
 import av
 import cv2
@@ -23,67 +20,14 @@ from app.output.virtualcam import (
     VirtualCameraSink,
     VirtualCameraUnavailable,
     guidance,
-    register_backend,
-    unregister_backend,
 )
+from tests.fakes import FakeDriver
 
 WIDTH, HEIGHT = 64, 48
 
 
-class FakeDriver:
-    """Stands in for a virtual-camera driver, with pyvirtualcam's backend interface."""
-
-    instances: ClassVar[list[FakeDriver]] = []
-
-    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device, **kw) -> None:
-        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
-        self.name = device or "/dev/fake0"
-        self.frames: list[np.ndarray] = []
-        self.times: list[float] = []
-        self.closed = False
-        self.lock = threading.Lock()
-        FakeDriver.instances.append(self)
-
-    def send(self, frame: np.ndarray) -> None:
-        assert frame.ndim == 1 and frame.dtype == np.uint8 and frame.flags.c_contiguous
-        with self.lock:
-            self.frames.append(frame.reshape(self.height, self.width, 3).copy())
-            self.times.append(time.perf_counter())
-
-    def close(self) -> None:
-        self.closed = True
-
-    def device(self) -> str:
-        return self.name
-
-    def native_fourcc(self) -> int | None:
-        return None
-
-    def wait_until(self, condition, timeout: float = 10.0) -> list[np.ndarray]:
-        """Waits until ``condition(frames so far)`` holds; returns those frames."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                frames = list(self.frames)
-            if condition(frames):
-                return frames
-            time.sleep(0.005)
-        raise AssertionError(f"the driver never got what was expected ({len(frames)} frames)")
-
-    def wait_for(self, count: int) -> list[np.ndarray]:
-        return self.wait_until(lambda frames: len(frames) >= count)
-
-
 def first_index(frames: list[np.ndarray], value: int) -> int | None:
     return next((i for i, f in enumerate(frames) if (f == value).all()), None)
-
-
-@pytest.fixture
-def fake_driver():
-    FakeDriver.instances.clear()
-    register_backend("fake", FakeDriver)
-    yield FakeDriver
-    unregister_backend("fake")
 
 
 def open_sink(fps: float = 100.0) -> tuple[VirtualCameraSink, FakeDriver]:

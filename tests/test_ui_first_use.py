@@ -35,8 +35,7 @@ from app.ui.remedies import LINUX_INSTALL, NO_VCAM, PIPEWIRE_INSTALL, vcam_remed
 from app.ui.shortcuts import HelpDialog
 from app.ui.stats_bar import FIELDS
 from app.ui.thumbnails import Io
-from tests.ui_fixtures import *  # noqa: F403 - fixtures
-from tests.ui_fixtures import flush_qt, make_settings, wait_frames
+from tests.fakes import flush_qt, make_settings, wait_frames
 
 RED, BLUE = QColor(220, 30, 30), QColor(30, 30, 220)
 

@@ -10,11 +10,12 @@ import pytest
 from PySide6.QtCore import QObject, QRect, QSize, Qt, Slot
 from PySide6.QtGui import QColor, QImage
 
-from app.capture import CameraInfo, SyntheticSource
-from app.output.recorder import Recorder
+from app.capture import CameraInfo
+from app.events import SourceState, VcamState
 from app.output.virtualcam import guidance
-from app.pipeline import FramePacket, Stats
+from app.pipeline import FramePacket
 from app.settings import Background, Settings
+from app.stats import Stats
 from app.ui.app import startup_settings
 from app.ui.backgrounds_panel import BackgroundsPanel, bundled_backgrounds
 from app.ui.controls import SourcePanel
@@ -28,8 +29,7 @@ from app.ui.store import Store, open_qsettings
 from app.ui.thumbnails import Io
 from app.ui.widgets import BannerArea
 from app.ui.wording import for_window
-from tests.ui_fixtures import *  # noqa: F403 - fixtures
-from tests.ui_fixtures import flush_qt
+from tests.fakes import flush_qt, synthetic_video
 
 
 @pytest.fixture
@@ -168,11 +168,7 @@ def test_views_show_the_result_the_matte_or_both() -> None:
 
 
 def make_video(path: Path) -> Path:
-    source = SyntheticSource(resolution=(160, 120), fps=10, pace="none")
-    with source.open(), Recorder(path, 160, 120, 10.0) as recorder:
-        for _ in range(5):
-            recorder.send(source.read())
-    return path
+    return synthetic_video(path, (160, 120), 10, 5)
 
 
 @pytest.fixture
@@ -311,21 +307,29 @@ def test_banners_can_be_read_and_dismissed(qt_app, qt_guard) -> None:
     flush_qt()
 
 
-def test_command_line_advice_is_reworded_for_the_window() -> None:
-    assert for_window(
-        "No camera at index 0. Connect a camera, pick another with --source N, "
-        "or use a video file: --source FILE."
-    ) == (
-        "No camera at index 0. Connect a camera, pick another camera in Source, "
-        "or open a video file in Source."
+def test_advice_is_worded_for_the_window_and_the_command_line() -> None:
+    from app.capture.camera import _no_camera
+    from app.events import Advice, UserError
+    from app.matting.factory import EngineError
+
+    missing = _no_camera("index 0")
+    assert str(missing) == (
+        "No camera at index 0. Connect a camera; pick another camera with --source N or a video "
+        "file with --source FILE."
     )
-    assert "--" not in for_window(
-        "CUDA was asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto."
+    assert for_window(missing.reason, missing.advice) == (
+        "No camera at index 0. Connect a camera; pick another camera in Source, or open a video "
+        "file in Source."
     )
-    assert for_window("fp16 needs a GPU; on the CPU use --precision fp32 or auto.") == (
-        "fp16 needs a GPU; on the CPU choose FP32 or Automatic as the precision in Quality."
+    fp16 = EngineError("fp16 needs a GPU", Advice("precision", ("fp32", "auto")))
+    assert str(fp16) == "fp16 needs a GPU; use --precision fp32 or auto."
+    assert for_window(fp16.reason, fp16.advice) == (
+        "fp16 needs a GPU; choose FP32 or Automatic as the precision in Quality."
     )
-    assert for_window("weights; use --variant resnet50.").endswith("network in Quality.")
+    variant = UserError("weights", Advice("variant", ("resnet50",)))
+    assert for_window(variant.reason, variant.advice) == (
+        "weights; choose resnet50 as the network in Quality."
+    )
     assert for_window("Recording saved: a.mp4.") == "Recording saved: a.mp4."
 
 
@@ -342,7 +346,7 @@ def test_stats_bar_wraps_instead_of_cutting_values_off(qt_app, qt_guard) -> None
         device="cuda",
         precision="fp16",
         internal_resolution="1920x1080",
-        source_state="reconnecting",
+        source_state=SourceState.RECONNECTING,
     )
     bar.show_stats(stats)
     flush_qt()
@@ -370,13 +374,13 @@ def test_output_bar_shows_the_camera_state_and_the_guidance(qt_app, qt_guard) ->
     bar.record_toggled.connect(records.append)
     bar.vcam_switch.click()
     assert toggles == [True] and bar.vcam_status.text() == "Starting…"
-    bar.set_vcam_state("on — /dev/video10")
+    bar.set_vcam_state(VcamState.ON, "/dev/video10")
     assert bar.vcam_status.text() == "On — /dev/video10"
-    bar.set_vcam_state("unavailable")
+    bar.set_vcam_state(VcamState.UNAVAILABLE)
     # A few words under the switch; what to do is the window's one message above the preview.
     assert bar.vcam_status.text() == UNAVAILABLE and not bar.vcam_switch.isChecked()
     assert guidance() not in bar.vcam_status.text()
-    bar.set_vcam_state("off")
+    bar.set_vcam_state(VcamState.OFF)
     assert bar.vcam_status.text() == UNAVAILABLE  # stays until the user tries again
     bar.vcam_switch.click()
     assert toggles[-1] is True and bar.vcam_status.text() == "Starting…"

@@ -13,8 +13,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.ui_fixtures import *  # noqa: F403 - fixtures
-from tests.ui_fixtures import make_settings
+from tests.fakes import make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QColor, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication, QPushButton
 
 from app.capture import SyntheticSource
-from app.capture.base import SourceError, SourceLost
-from app.capture.registry import register_source
+from app.capture.base import Requested, SourceError, SourceLost
+from app.capture.kinds import register_source
 from app.matting import weights
-from app.output.recorder import Recorder
 from app.output.virtualcam import guidance, register_backend, unregister_backend
 from app.settings import Background, Settings
 from app.ui.app import ENV_SCREENSHOT, ENV_SCREENSHOT_FRAMES, run_gui
@@ -28,20 +28,17 @@ from app.ui.output_panel import UNAVAILABLE
 from app.ui.remedies import LINUX_INSTALL, PIPEWIRE_INSTALL
 from app.ui.stats_bar import EMPTY
 from app.ui.workers import live_threads
-from tests.ui_fixtures import *  # noqa: F403 - fixtures
-from tests.ui_fixtures import FakeDriver, flush_qt, make_settings, wait_frames
+from tests.fakes import FakeDriver, flush_qt, make_settings, synthetic_video, wait_frames
+
+pytestmark = pytest.mark.slow  # runs the official network
 
 BUNDLED = ASSETS / "backgrounds"
 UI_OVERRIDES = {"source", "background", "device"}
 
 
 def make_video(path: Path, frames: int = 24) -> Path:
-    """Writes a short H.264 clip of the synthetic scene (through the app's own recorder)."""
-    source = SyntheticSource(resolution=(320, 240), fps=15, pace="none")
-    with source.open(), Recorder(path, 320, 240, 15.0) as recorder:
-        for _ in range(frames):
-            recorder.send(source.read())
-    return path
+    """A short H.264 clip of the synthetic scene."""
+    return synthetic_video(path, (320, 240), 15, frames)
 
 
 def is_grey(image: QImage) -> bool:
@@ -150,8 +147,8 @@ def test_thumbnails_shortcuts_and_drops_switch_the_background(open_window, qtbot
     wait_frames(qtbot, window, 2)
 
 
-def test_virtual_camera_switch_drives_the_driver(open_window, qtbot, fake_vcam) -> None:
-    window = open_window(vcam_backend="ui-fake")
+def test_virtual_camera_switch_drives_the_driver(open_window, qtbot, fake_driver) -> None:
+    window = open_window(vcam_backend="fake")
     wait_frames(qtbot, window, 2)
     window.set_preview_mirrored(True)
     qtbot.mouseClick(window.output_bar.vcam_switch, Qt.MouseButton.LeftButton)
@@ -160,7 +157,7 @@ def test_virtual_camera_switch_drives_the_driver(open_window, qtbot, fake_vcam) 
     driver = FakeDriver.instances[0]
     qtbot.waitUntil(lambda: any(f.any() for f in driver.snapshot()), timeout=30_000)
     assert (driver.width, driver.height) == (320, 240)
-    on = "On — /dev/video42 (ui-fake)"
+    on = "On — /dev/fake0 (fake)"
     qtbot.waitUntil(lambda: window.output_bar.vcam_status.text() == on, timeout=10_000)
     # Mirroring the preview never mirrors what the virtual camera gets.
     assert window.preview.mirrored
@@ -380,7 +377,7 @@ class FlakyCamera(SyntheticSource):
     is_live = True
 
     @classmethod
-    def from_spec(cls, target: str, **kwargs: object) -> FlakyCamera:
+    def from_spec(cls, target: str, request: Requested) -> FlakyCamera:
         return cls(resolution=(320, 240), fps=15)
 
     def _open(self) -> None:

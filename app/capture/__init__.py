@@ -17,7 +17,7 @@ from app.capture.base import (
 )
 from app.capture.camera import CameraInfo, CameraSource, list_cameras
 from app.capture.files import ImageFolderSource, StillImageSource, VideoFileSource, read_image_rgb
-from app.capture.registry import (
+from app.capture.kinds import (
     make_source,
     open_source,
     register_source,

@@ -9,6 +9,7 @@ of a source has the advertised :attr:`FrameSource.width` x :attr:`FrameSource.he
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -18,10 +19,11 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from app.events import UserError
 from app.settings import PACES, SettingsError, parse_fps
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """A frame source cannot be used; the message says what is wrong and what to do instead."""
 
 
@@ -56,15 +58,24 @@ class Frame:
 
 @dataclass(frozen=True)
 class Requested:
-    """What was asked of a source; a field is None where the source's own value is kept.
+    """What was asked of a source; a size or rate of None keeps the source's own.
 
     Attributes:
         resolution: (width, height).
         fps: frames per second.
+        loop: start a file over at its end.
+        pace: ``realtime`` or ``none``.
     """
 
     resolution: tuple[int, int] | None = None
     fps: float | None = None
+    loop: bool = False
+    pace: str = "realtime"
+
+    def options(self, *skip: str) -> dict[str, object]:
+        """The requests as keyword arguments for a source's constructor, less those in ``skip``."""
+        fields = dataclasses.asdict(self)
+        return {k: v for k, v in fields.items() if k not in skip}
 
     def __str__(self) -> str:
         size = "{}x{}".format(*self.resolution) if self.resolution else "native size"
@@ -153,6 +164,7 @@ class FrameSource(ABC):
     Args:
         resolution: requested (width, height); None keeps the source's own.
         fps: requested frame rate; None keeps the source's own.
+        loop: start over at the end (sources with an end: files and folders).
         pace: ``realtime``: :meth:`read` returns frames at the source's rate against the wall
             clock, like a camera; ``none``: every frame, as fast as asked. Live sources are always
             real time.
@@ -169,10 +181,12 @@ class FrameSource(ABC):
         *,
         resolution: tuple[int, int] | None = None,
         fps: float | None = None,
+        loop: bool = False,
         pace: str = "realtime",
     ) -> None:
-        self._requested = Requested(check_resolution(resolution), check_fps(fps))
         self._pace = "realtime" if self.is_live else check_pace(pace)
+        self._loop = bool(loop)
+        self._requested = Requested(check_resolution(resolution), check_fps(fps), self._loop, pace)
         self._width = 0
         self._height = 0
         self._fps = 0.0
@@ -180,23 +194,16 @@ class FrameSource(ABC):
         self._skipped = 0
 
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        *,
-        resolution: tuple[int, int] | None = None,
-        fps: float | None = None,
-        loop: bool = False,
-        pace: str = "realtime",
-    ) -> FrameSource:
+    def from_spec(cls, target: str, request: Requested) -> FrameSource:
         """Builds an unopened source from the part of a ``--source`` value that names it.
 
-        Sources that can be chosen with :func:`app.capture.open_source` override this.
+        This default passes the target as the first argument and every request as a keyword;
+        sources that take other arguments override it.
 
         Raises:
-            SourceError: this kind of source cannot be built from a spec.
+            SourceError: a request is out of range.
         """
-        raise SourceError(f"{cls.__name__} cannot be chosen with --source.")
+        return cls(target, **request.options())
 
     # Lifecycle ------------------------------------------------------------------------------
 

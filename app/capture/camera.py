@@ -20,8 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.capture.base import FrameSource, SourceError, SourceLost, to_rgb
-from app.capture.registry import register_source
+from app.capture.base import FrameSource, Requested, SourceError, SourceLost, to_rgb
+from app.capture.kinds import register_source
+from app.events import Advice
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +147,7 @@ def list_cameras(max_index: int = 8) -> list[CameraInfo]:
 
 
 def _no_camera(where: str) -> SourceError:
-    return SourceError(
-        f"No camera at {where}. Connect a camera, pick another with --source N, "
-        "or use a video file: --source FILE."
-    )
+    return SourceError(f"No camera at {where}. Connect a camera", Advice("source"))
 
 
 @register_source("camera")
@@ -191,17 +189,9 @@ class CameraSource(FrameSource):
         self._name = f"{label} ({sys_name})" if sys_name else label
 
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        *,
-        resolution: tuple[int, int] | None = None,
-        fps: float | None = None,
-        loop: bool = False,
-        pace: str = "realtime",
-    ) -> FrameSource:
+    def from_spec(cls, target: str, request: Requested) -> FrameSource:
         """Builds the source from an index or device path (``loop`` and ``pace`` do not apply)."""
-        return cls(target, resolution=resolution, fps=fps)
+        return cls(target, **request.options("loop", "pace"))
 
     @staticmethod
     def _parse_device(device: int | str) -> tuple[int | None, str | None]:
@@ -255,8 +245,8 @@ class CameraSource(FrameSource):
         ok, bgr = self._cap.read()
         if not ok or bgr is None:
             raise SourceError(
-                f"{self.name} opened but delivers no picture: close other apps that use it, "
-                "or pick another with --source N."
+                f"{self.name} opened but delivers no picture: close other apps that use it",
+                Advice("source"),
             )
         self._first = to_rgb(bgr, bgr=True)
         actual = self._cap.get(cv2.CAP_PROP_FPS)

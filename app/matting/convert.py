@@ -32,18 +32,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from app.media import FOLDER_FPS as IMAGE_FOLDER_FPS
+from app.media import IMAGE_SUFFIXES, reason
+from app.media.video import FrameReader
+
 from .convert_io import (
-    IMAGE_FOLDER_FPS,
-    IMAGE_SUFFIXES,
     VIDEO_CONTAINERS,
     ConvertError,
-    PngSink,
-    Sink,
-    Source,
-    VideoSink,
+    Output,
+    PngOutput,
+    VideoOutput,
     check_output,
-    open_source,
-    reason,
+    open_input,
 )
 from .factory import EngineError, create_model, resolve_device, resolve_dtype
 from .ratio import RatioError, check_ratio, conversion_ratio
@@ -92,7 +92,7 @@ class _Worker(threading.Thread):
 class _Reader(_Worker):
     """Decodes chunks of ``seq_chunk`` frames into ``chunks``; ``None`` marks the end."""
 
-    def __init__(self, source: Source, seq_chunk: int, stop: threading.Event):
+    def __init__(self, source: FrameReader, seq_chunk: int, stop: threading.Event):
         super().__init__("convert-reader", stop)
         self.source = source
         self.seq_chunk = seq_chunk
@@ -119,7 +119,7 @@ class _Reader(_Worker):
 class _Writer(_Worker):
     """Writes the frame chunks of one output; ``None`` in the queue marks the end."""
 
-    def __init__(self, sink: Sink, stop: threading.Event):
+    def __init__(self, sink: Output, stop: threading.Event):
         super().__init__(f"convert-writer-{sink.dest.name}", stop)
         self.sink = sink
         self.chunks: queue.Queue[np.ndarray | None] = queue.Queue(_QUEUE_CHUNKS)
@@ -309,7 +309,7 @@ def convert_video(
         num_workers,
     )
     device, dtype = _device_dtype(model, device, dtype)
-    source = open_source(req.source, req.resize, req.num_workers)
+    source = open_input(req.source, req.resize, req.num_workers)
     if req.ratio is None:
         ratio = conversion_ratio(source.height, source.width)
     else:
@@ -319,18 +319,18 @@ def convert_video(
             source.close()
             raise ConvertError(str(e)) from None
     stop = threading.Event()
-    sinks: list[Sink] = []
+    sinks: list[Output] = []
     writers: dict[str, _Writer] = {}
     reader = _Reader(source, req.seq_chunk, stop)
     bar = tqdm(total=source.count, disable=not progress, unit="frame", dynamic_ncols=True)
     try:
         for kind, path in req.outputs.items():
-            sink: Sink
+            sink: Output
             try:
                 if req.output_type == "video":
-                    sink = VideoSink(path, source.width, source.height, source.fps, req.mbps)
+                    sink = VideoOutput(path, source.width, source.height, source.fps, req.mbps)
                 else:
-                    sink = PngSink(path)
+                    sink = PngOutput(path)
             except OSError as e:
                 raise ConvertError(f"Cannot write {path} ({reason(e)}).") from None
             sinks.append(sink)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from app.events import Advice
+
 from .factory import EngineError, create_model, precision_name, resolve_device, resolve_dtype
 from .ratio import check_ratio, live_ratio
 
@@ -254,9 +256,13 @@ def _ort_engine(
             "The onnxruntime backend needs the onnxruntime package: pip install onnxruntime."
         ) from exc
     if variant != "mobilenetv3":
-        raise EngineError("The onnxruntime backend runs mobilenetv3 only; use --backend torch.")
+        raise EngineError(
+            "The onnxruntime backend runs mobilenetv3 only", Advice("backend", ("torch",))
+        )
     if dtype != torch.float32:
-        raise EngineError("The onnxruntime backend runs the fp32 export; use --precision fp32.")
+        raise EngineError(
+            "The onnxruntime backend runs the fp32 export", Advice("precision", ("fp32",))
+        )
     from .weights import fetch_onnx
 
     path = checkpoint if checkpoint and str(checkpoint).endswith(".onnx") else fetch_onnx()

@@ -18,18 +18,17 @@ Outputs are written under a temporary name beside the destination and renamed wh
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from app.media import AtomicPath
 
 from .factory import DTYPES, EngineError, create_model, dtype_of
 from .model import MattingNetwork
@@ -103,26 +102,17 @@ class OnnxGraph(nn.Module):
         return fgr, pha.clamp(0.0, 1.0), r1, r2, r3, r4
 
 
-@contextlib.contextmanager
-def _atomic_path(dest: Path) -> Iterator[Path]:
-    """Yields a temp path beside ``dest``; renamed to ``dest`` on success, deleted otherwise."""
+def _destination(dest: Path) -> AtomicPath:
+    """A temp file beside ``dest`` that becomes ``dest`` when its ``with`` block completes."""
     parent = dest.parent
     if not parent.is_dir():
         raise ExportError(f"Cannot write {dest}: the folder {parent} does not exist.")
     if dest.is_dir():
         raise ExportError(f"Cannot write {dest}: a folder of that name exists.")
     try:
-        fd, name = tempfile.mkstemp(dir=parent, prefix=f".{dest.name}.", suffix=".part")
+        return AtomicPath(dest)
     except OSError as e:
         raise ExportError(f"Cannot write {dest}: {e.strerror or e}.") from None
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _precision(precision: str) -> torch.dtype:
@@ -169,8 +159,8 @@ def export_torchscript(
     dest = Path(output)
     net = _copy_for_export(model, dtype)
     scripted = script(net)
-    with _atomic_path(dest) as tmp:
-        torch.jit.save(scripted, str(tmp))
+    with _destination(dest) as out:
+        torch.jit.save(scripted, str(out.temp))
     return dest
 
 
@@ -214,13 +204,13 @@ def export_onnx(
     for i in range(1, 5):
         dynamic_axes[f"r{i}i"] = state_axes
         dynamic_axes[f"r{i}o"] = {0: "batch", 2: f"r{i}_height", 3: f"r{i}_width"}
-    with _atomic_path(dest) as tmp, warnings.catch_warnings():
+    with _destination(dest) as out, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.no_grad():
             torch.onnx.export(
                 graph,
                 (src, zero, zero, zero, zero, ratio),
-                str(tmp),
+                str(out.temp),
                 dynamo=False,
                 input_names=INPUT_NAMES,
                 output_names=OUTPUT_NAMES,
@@ -228,7 +218,7 @@ def export_onnx(
                 dynamic_axes=dynamic_axes,
                 do_constant_folding=True,
             )
-        onnx.checker.check_model(str(tmp))
+        onnx.checker.check_model(str(out.temp))
     return dest
 
 

@@ -15,13 +15,15 @@ import re
 import torch
 from torch import nn
 
+from app.events import Advice, UserError
+
 from .registry import DEFAULT_VARIANT, DEVICE_PATTERN
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 _NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
-class EngineError(RuntimeError):
+class EngineError(UserError, RuntimeError):
     """The network cannot run as asked here (device, precision or backend); the message says what
     to do instead."""
 
@@ -66,7 +68,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise EngineError(
-                "CUDA was asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto."
+                "CUDA was asked for, but PyTorch sees no CUDA GPU here",
+                Advice("device", ("cpu", "auto")),
             )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
@@ -74,7 +77,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
                 f"Device {text} does not exist; this machine has {count} CUDA device(s)."
             )
     if device.type == "mps" and not _mps_available():
-        raise EngineError("Apple MPS was asked for but is not available; use --device cpu.")
+        raise EngineError(
+            "Apple MPS was asked for but is not available", Advice("device", ("cpu",))
+        )
     return device
 
 
@@ -108,7 +113,7 @@ def resolve_dtype(precision: str | torch.dtype, device: torch.device) -> torch.d
     if precision not in DTYPES:
         raise EngineError(f"Unknown precision '{precision}': use auto, fp32 or fp16.")
     if precision == "fp16" and device.type == "cpu":
-        raise EngineError("fp16 needs a GPU; on the CPU use --precision fp32 or auto.")
+        raise EngineError("fp16 needs a GPU", Advice("precision", ("fp32", "auto")))
     return DTYPES[precision]
 
 

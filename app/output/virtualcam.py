@@ -40,14 +40,20 @@ LINUX_COMMAND = (
 
 
 class VirtualCameraUnavailable(OutputError):
-    """No virtual camera driver could be opened; the message says how to install one.
+    """No virtual camera driver could be opened; the message says why and how to install one.
+
+    Args:
+        reason: why the chosen route did not open (one sentence), None when none is available.
+        detail: what the backends reported, for logs.
 
     Attributes:
-        detail: what the backends reported, for logs.
+        reason: as given, so a front end can word the rest itself.
+        detail: as given.
     """
 
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, reason: str | None, detail: str = "") -> None:
+        super().__init__(f"{reason or 'No virtual camera is available.'} {guidance()}")
+        self.reason = reason
         self.detail = detail
 
 
@@ -240,7 +246,7 @@ class VirtualCameraSink(Sink):
             known = ", ".join(available_backends()) or "none"
             raise VirtualCameraUnavailable(
                 f"Virtual camera backend '{backend}' does not exist on this system (available: "
-                f"{known}). {guidance()}",
+                f"{known}).",
                 detail=f"unknown backend {backend!r}",
             )
         self.width, self.height, self.declared_fps = int(width), int(height), float(fps)
@@ -264,17 +270,13 @@ class VirtualCameraSink(Sink):
             self._closed = True
             self._stop.set()
             raise VirtualCameraUnavailable(
-                f"The virtual camera did not open within {start_timeout:g} s. {guidance()}",
-                detail="timeout",
+                f"The virtual camera did not open within {start_timeout:g} s.", detail="timeout"
             )
         if self._startup_error is not None:
             self._closed = True
             self._thread.join(timeout=2.0)
             reason = backend_problem(backend) if backend else None
-            raise VirtualCameraUnavailable(
-                f"{reason or 'No virtual camera is available.'} {guidance()}",
-                detail=self._startup_error,
-            )
+            raise VirtualCameraUnavailable(reason, detail=self._startup_error)
 
     @property
     def device(self) -> str:

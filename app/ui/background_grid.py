@@ -19,7 +19,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QWidget
 
-from app.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from app.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from app.ui.thumbnails import THUMB_SIZE
 
 ICON = QSize(128, 72)

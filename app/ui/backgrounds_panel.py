@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.settings import DEFAULT_BLUR, GREEN_SCREEN, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Background
+from app.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from app.settings import DEFAULT_BLUR, GREEN_SCREEN, Background
 from app.ui.background_grid import (
     BackgroundGrid,
     builtin_icon,

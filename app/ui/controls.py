@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.settings import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Settings, parse_resolution
+from app.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from app.settings import Settings, parse_resolution
 from app.ui.dialogs import Folder, start_folder
 
 RESOLUTIONS: tuple[tuple[int, int], ...] = ((640, 360), (640, 480), (1280, 720), (1920, 1080))

@@ -2,7 +2,8 @@
 the virtual camera and recording under the preview; statistics along the bottom.
 
 The window owns one :class:`~app.ui.workers.PipelineWorker` (on its own thread) and talks to it
-only through queued signals; frames arrive through a :class:`~app.ui.workers.FrameMailbox`.
+only through queued signals; frames arrive through a :class:`~app.ui.workers.FrameMailbox`. What
+the worker reports is shown by :class:`~app.ui.pipeline_feedback.PipelineFeedback`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon
@@ -22,36 +24,33 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import Background, Settings, SettingsError
-from app.ui.controls import is_camera_spec
 from app.ui.frames import FrameMailbox
 from app.ui.fullscreen import FullScreen
-from app.ui.output_panel import OutputBar, vcam_guidance
+from app.ui.output_panel import OutputBar
+from app.ui.pipeline_feedback import TITLE, PipelineFeedback
 from app.ui.preview import PreviewWidget
-from app.ui.remedies import Remedies, checkpoint_for, variant_name
+from app.ui.remedies import Remedies, checkpoint_for
 from app.ui.shortcuts import HelpDialog, install_shortcuts
 from app.ui.side_panel import SidePanel
 from app.ui.snapshot import ScreenshotPlan, Snapshot
 from app.ui.stats_bar import StatsBar
-from app.ui.store import PERSISTED_FIELDS, Store
+from app.ui.store import Store
 from app.ui.thumbnails import Io
 from app.ui.view_bar import VIEW_KEYS, ViewBar
 from app.ui.widgets import BannerArea, OverlayStack, ProgressRow
-from app.ui.wording import for_window
 from app.ui.workers import PipelineWorker, start_thread, stop_thread
+
+if TYPE_CHECKING:
+    from app.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 STATS_INTERVAL_MS = 500
-#: Key of the banner about a lost camera (one banner, replaced while it reconnects).
-SOURCE_BANNER = "source"
-#: Key of the banner saying why the pipeline could not start; it goes once one runs.
-START_BANNER = "start"
-TITLE = "mattecam"
 SHUTDOWN_TIMEOUT_MS = 15_000
 
 
-class MainWindow(QMainWindow):
+class MainWindow(PipelineFeedback, QMainWindow):
     """mattecam's window.
 
     Args:
@@ -228,7 +227,7 @@ class MainWindow(QMainWindow):
         return self._store
 
     @property
-    def pipeline(self) -> object | None:
+    def pipeline(self) -> Pipeline | None:
         """The running :class:`~app.pipeline.Pipeline`, or None."""
         return self._pipeline
 
@@ -316,123 +315,6 @@ class MainWindow(QMainWindow):
     def help_dialog(self) -> HelpDialog | None:
         """The shortcuts dialog, once opened."""
         return self._help
-
-    # --- from the workers ------------------------------------------------------------------------
-
-    def _on_weights_missing(self, variant: str, message: str) -> None:
-        self.progress.done()
-        log.info("Weights missing: %s", message)
-        self.remedies.weights_missing(variant)
-        if self._pipeline is None:
-            self.preview.clear(f"The {variant_name(variant)} weights are missing.")
-
-    def _on_progress(self, message: str, fraction: float) -> None:
-        if self._pipeline is None:
-            self.preview.set_message(message + "…")
-        self.progress.set_progress(message, None if fraction < 0 else fraction)
-
-    def _on_started(self, pipeline: object) -> None:
-        self._pipeline = pipeline
-        self.progress.done()
-        self.banners.dismiss_key(START_BANNER)  # Whatever kept it from starting is over.
-        self.preview.set_message("Waiting for the first frame…")
-        self._poll_stats()
-
-    def _on_failed(self, message: str) -> None:
-        self.progress.done()
-        if self._pipeline is not None:
-            self.banners.show_message("error", for_window(message))
-            return
-        self.banners.show_message("error", for_window(message), key=START_BANNER)
-        self.stats_bar.clear()
-        if is_camera_spec(self._settings.source):
-            self.side_panel.show_tab("Source")
-            message = self.source_panel.camera_failure()
-            self.preview.set_action("Open video file…", self.source_panel.open_file)
-        self.preview.clear(message)
-
-    def _on_reverted(self, fields: dict) -> None:
-        """The worker refused a change: show and remember the values that stay in force."""
-        try:
-            self._settings = self._settings.replace(**fields)
-        except SettingsError:
-            log.exception("The worker put back settings that are not valid")
-            return
-        self._store.save_settings(self._settings, [f for f in fields if f in PERSISTED_FIELDS])
-        self._sync_panels()
-
-    def _on_event(self, event: object) -> None:
-        kind, message = getattr(event, "kind", "info"), getattr(event, "message", str(event))
-        message = for_window(str(message))
-        if kind == "progress":
-            self.progress.set_progress(message, getattr(event, "fraction", None))
-            fraction = getattr(event, "fraction", None)
-            if fraction is not None and fraction >= 1.0:
-                self.progress.done()
-            return
-        if kind in ("info", "error") and self._pipeline is not None:
-            self.progress.done()  # The step a progress event announced is over (or failed).
-        source_state = getattr(event, "source_state", "")
-        if kind == "warning" and vcam_guidance() in message:
-            # One message with its remedy instead of the pipeline's; its reason is kept.
-            reason = message.replace(vcam_guidance(), "").strip()
-            generic = reason.startswith("No virtual camera is available")
-            self.remedies.vcam_unavailable(None if generic or not reason else reason)
-        elif source_state == "reconnecting":
-            self.banners.show_message("warning", message, key=SOURCE_BANNER)
-        elif kind in ("error", "warning"):
-            self.banners.show_message(kind, message)
-            recording = self.output_bar.recording
-            if kind == "error" and recording and Path(recording).name in message:
-                self.output_bar.set_recording(None)  # The recording could not go on.
-                self._change(output=None)
-        elif kind == "info":
-            self.banners.show_message("info", message, timeout_ms=6000)
-        else:
-            self.stats_bar.set_source_detail(message)
-            if source_state == "running" and self.banners.dismiss_key(SOURCE_BANNER):
-                self.banners.show_message("info", "The camera is back.", timeout_ms=4000)
-
-    def _on_frame(self) -> None:
-        frame = self.mailbox.take()
-        if frame is None or self._closed:
-            return
-        split = frame.view == "side-by-side"
-        self.preview.set_image(frame.image, split=split)
-        width = frame.image.width() // (2 if split else 1)
-        self._frame_size = (width, frame.image.height())
-        if self._snapshot is not None:
-            self._snapshot.frame_shown(self.preview.frames_shown)
-
-    def _on_cameras(self, cameras: list) -> None:
-        self.source_panel.set_cameras(cameras)
-
-    def _poll_stats(self) -> None:
-        pipeline = self._pipeline
-        self._show_recording()
-        if pipeline is None:
-            return
-        try:
-            stats = pipeline.stats()
-        except Exception:
-            log.exception("Reading the statistics failed")
-            return
-        self.stats_bar.show_stats(stats)
-        self.quality_panel.show_in_use(str(stats.internal_resolution), self._frame_size)
-        self.remedies.vcam_state(str(getattr(stats, "vcam", "off")))
-        if not getattr(pipeline, "running", True):
-            self._pipeline = None
-            self.stats_bar.clear()
-            self.preview.set_message("The source ended. Pick a source to start again.")
-
-    def _show_recording(self) -> None:
-        """Recording shows in red over the preview (in every view, in full screen) and in the
-        title."""
-        elapsed = self.output_bar.tick()
-        self.preview.set_recording(f"REC {elapsed}" if elapsed else None)
-        title = f"● Recording {elapsed} — {TITLE}" if elapsed else TITLE
-        if self.windowTitle() != title:
-            self.setWindowTitle(title)
 
     # --- closing ---------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.events import VcamState
 from app.ui.dialogs import Folder, start_folder
 from app.ui.shortcuts import hint
 from app.ui.widgets import ToggleSwitch
@@ -133,17 +134,17 @@ class OutputBar(QFrame):
     def _on_route(self, index: int) -> None:
         self.vcam_backend_changed.emit(str(self.vcam_route.itemData(index)))
 
-    def set_vcam_state(self, state: str) -> None:
+    def set_vcam_state(self, state: VcamState, device: str = "", problem: str = "") -> None:
         """Shows the pipeline's virtual-camera state.
 
         Args:
-            state: ``off``, ``on — <device> (<route>)`` (then `` — <problem>`` while the route
-                retries) or ``unavailable``.
+            state: on, off or unavailable.
+            device: the device it sends to, while on.
+            problem: what keeps its frames from apps while it retries, empty when nothing.
         """
-        if state.startswith("on"):
-            device = state.split("—", 1)[1].strip() if "—" in state else ""
-            self.vcam_status.setText(f"On — {device}" if device else "On")
-        elif state == "unavailable":
+        if state is VcamState.ON:
+            self.vcam_status.setText(" — ".join(["On", *(t for t in (device, problem) if t)]))
+        elif state is VcamState.UNAVAILABLE:
             self.show_unavailable()
         elif not self.vcam_switch.isChecked() and not self._unavailable:
             self.vcam_status.setText("Off")

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.events import VcamState
 from app.output import pipewire
 from app.output.virtualcam import LINUX_COMMAND
 from app.ui.dialogs import Folder, start_folder
@@ -183,16 +184,16 @@ class Remedies:
 
     # --- virtual camera --------------------------------------------------------------------------
 
-    def vcam_state(self, state: str) -> None:
-        """Follows the pipeline's virtual-camera state (``off``, ``on — DEVICE``,
-        ``unavailable``)."""
-        if state.startswith("on"):
+    def vcam_state(self, state: VcamState, device: str = "", problem: str = "") -> None:
+        """Follows the pipeline's virtual-camera state (its device while on, and what keeps its
+        frames from apps while it retries)."""
+        if state is VcamState.ON:
             self._vcam_was_on = True
             self._banners.dismiss_key(VCAM_BANNER)
-        if state == "unavailable" and self._vcam_was_on:  # It failed while running.
+        if state is VcamState.UNAVAILABLE and self._vcam_was_on:  # It failed while running.
             self.vcam_unavailable()
-        elif state != "unavailable":
-            self._output_bar.set_vcam_state(state)
+        elif state is not VcamState.UNAVAILABLE:
+            self._output_bar.set_vcam_state(state, device, problem)
 
     def vcam_unavailable(self, reason: str | None = None) -> None:
         """No driver: the switch goes off (and is remembered off); one banner says what to do.

@@ -6,6 +6,8 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QLayout, QWidget
 
+from app.stats import Stats
+
 FIELDS = (
     ("capture", "Camera"),
     ("matting", "Cut-out"),
@@ -39,9 +41,9 @@ WIDEST = {
 }
 
 
-def format_stats(stats: object) -> dict[str, str]:
+def format_stats(stats: Stats) -> dict[str, str]:
     """The text of each field for a :class:`~app.pipeline.Stats`."""
-    state = getattr(stats, "source_state", "") or ""
+    state = stats.source_state.value if stats.source_state else ""
     return {
         "capture": f"{stats.capture_fps:.1f} fps",
         "matting": f"{stats.matting_fps:.1f} fps",
@@ -141,7 +143,7 @@ class StatsBar(QFrame):
         width = max(self._cell_widths())
         return QSize(width + margins.left() + margins.right(), super().minimumSizeHint().height())
 
-    def show_stats(self, stats: object) -> None:
+    def show_stats(self, stats: Stats) -> None:
         """Shows the newest statistics."""
         for key, text in format_stats(stats).items():
             value = self.values[key]

@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRect, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QImage, QImageReader
 
-from app.settings import IMAGE_SUFFIXES
+from app.media import IMAGE_SUFFIXES
 from app.ui.frames import to_qimage
 from app.ui.workers import start_thread, stop_thread
 
@@ -57,7 +57,7 @@ def read_thumbnail(path: str, size: QSize = THUMB_SIZE) -> QImage:
                 "use a PNG, JPEG or WebP file."
             )
         return cover_thumbnail(image, size)
-    from app.capture.registry import open_source
+    from app.capture.kinds import open_source
 
     try:
         with open_source(str(file), pace="none") as source:

@@ -1,37 +1,37 @@
-"""Rewords the command-line advice in the pipeline's messages for the window.
+"""Words the advice that comes with a problem (:class:`~app.events.Advice`) for the window.
 
-The pipeline, the capture and the engine write their messages for both front ends; where one tells
-the user to pass a flag (``--source N``), the window names the control that does the same.
+The pipeline, the capture and the engine say what is wrong and which setting to change; the command
+line names the flag (``use --device cpu``), the window names the control that does the same.
 """
 
 from __future__ import annotations
 
-import re
+from app.events import Advice
 
-#: (pattern, replacement) pairs, tried in order.
-_REWORDINGS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), replacement)
-    for pattern, replacement in (
-        (r"pick another with --source N", "pick another camera in Source"),
-        (r"use a video file: --source FILE", "open a video file in Source"),
-        (r"use --device cpu or auto", "choose CPU or Automatic as the device in Quality"),
-        (r"use --device cpu", "choose CPU as the device in Quality"),
-        (r"use --precision fp32 or auto", "choose FP32 or Automatic as the precision in Quality"),
-        (r"use --precision fp32", "choose FP32 as the precision in Quality"),
-        (r"use --variant (\w+)", r"choose \1 as the network in Quality"),
-    )
-)
+#: The window's name of each setting an advice can name, and the tab holding its control.
+_CONTROLS = {
+    "device": ("the device", "Quality"),
+    "precision": ("the precision", "Quality"),
+    "variant": ("the network", "Quality"),
+}
+#: How the controls label the values.
+_LABELS = {"cpu": "CPU", "cuda": "CUDA", "mps": "Apple MPS", "auto": "Automatic", "fp32": "FP32"}
 
 
-def for_window(message: str) -> str:
-    """``message`` with command-line advice replaced by the window's controls.
+def advice_words(advice: Advice) -> str:
+    """The advice as the window says it, e.g. ``choose CPU as the device in Quality``.
 
-    Args:
-        message: one or two sentences from the pipeline or the worker.
-
-    Returns:
-        The message as the window shows it; unchanged when it gives no command-line advice.
+    A setting without a control in the window keeps its command-line words.
     """
-    for pattern, replacement in _REWORDINGS:
-        message = pattern.sub(replacement, message)
-    return message
+    if advice.field == "source":
+        return "pick another camera in Source, or open a video file in Source"
+    control = _CONTROLS.get(advice.field)
+    if control is None or not advice.values:
+        return advice.for_command_line()
+    values = " or ".join(_LABELS.get(v, v) for v in advice.values)
+    return f"choose {values} as {control[0]} in {control[1]}"
+
+
+def for_window(message: str, advice: Advice | None = None) -> str:
+    """A problem as the window shows it: the message, then the advice in the window's words."""
+    return f"{message}; {advice_words(advice)}." if advice is not None else message

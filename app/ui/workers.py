@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from app.events import Advice, Event, explain
 from app.settings import Settings, SettingsError
 from app.ui.frames import FrameMailbox
 
@@ -64,14 +65,20 @@ def _message(exc: BaseException) -> str:
     return text or f"Something went wrong ({type(exc).__name__})."
 
 
-def _hardware_problem(settings: Settings) -> str | None:
+def _problem(exc: BaseException) -> tuple[str, Advice | None]:
+    """What :attr:`PipelineWorker.failed` says about ``exc``: the reason and the advice."""
+    reason, advice = explain(exc)
+    return reason.strip() or _message(exc), advice
+
+
+def _hardware_problem(settings: Settings) -> tuple[str, Advice | None] | None:
     """Why the device and precision of ``settings`` cannot run here, or None when they can."""
     from app.matting.factory import EngineError, resolve_device, resolve_dtype
 
     try:
         resolve_dtype(settings.precision, resolve_device(settings.device))
     except EngineError as e:
-        return _message(e)
+        return _problem(e)
     return None
 
 
@@ -88,9 +95,10 @@ class PipelineWorker(QObject):
     """
 
     progress = Signal(str, float)  # message, fraction (-1 when unknown)
-    started = Signal(object)  # the running Pipeline
-    failed = Signal(str)  # the pipeline could not start, or a change was refused; one sentence
-    event = Signal(object)  # an app.pipeline.Event from the pipeline's threads
+    started = Signal(object)  # the running Pipeline (imported on first use: it loads torch)
+    # The pipeline could not start, or a change was refused: the reason and an Advice (or None).
+    failed = Signal(str, object)
+    event = Signal(Event)  # from the pipeline's threads
     reverted = Signal(object)  # {field: value} put back when a change was refused
     weights_missing = Signal(str, str)  # variant, why: its weights could not be fetched
     stopped = Signal()
@@ -157,7 +165,7 @@ class PipelineWorker(QObject):
                 log.exception("The pipeline failed to start")
             if pipeline is not None:
                 pipeline.stop()
-            self.failed.emit(_message(e))
+            self.failed.emit(*_problem(e))
             return
         if self._cancel.is_set():
             pipeline.stop()
@@ -184,13 +192,13 @@ class PipelineWorker(QObject):
         if any(getattr(settings, f) != getattr(current, f) for f in hardware):
             problem = _hardware_problem(settings)
             if problem is not None:
-                self.failed.emit(problem)
+                self.failed.emit(*problem)
                 settings = self._revert(settings, current, hardware)
         try:
             pipeline.update(settings)
         except Exception as e:
             log.exception("Applying settings failed")
-            self.failed.emit(_message(e))
+            self.failed.emit(*_problem(e))
 
     def _revert(self, settings: Settings, current: Settings, fields: tuple[str, ...]) -> Settings:
         """``settings`` with ``fields`` put back to the running ones; tells the window."""

@@ -1,4 +1,4 @@
-"""Chooses a frame source from a ``--source`` value.
+"""Chooses a frame source from a ``--source`` value: the registry of source kinds.
 
 Built-in kinds: ``camera`` (``0``, ``/dev/video0``), ``synthetic`` (``synthetic``,
 ``synthetic:640x480@30``), ``folder`` (a directory of images), ``video`` (a file PyAV opens) and
@@ -11,10 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from app.capture.base import FrameSource, SourceError, check_fps, check_pace, check_resolution
-from app.settings import IMAGE_SUFFIXES
+from app.capture.base import (
+    FrameSource,
+    Requested,
+    SourceError,
+    check_fps,
+    check_pace,
+    check_resolution,
+)
+from app.media import IMAGE_SUFFIXES
 
 S = TypeVar("S", bound=type[FrameSource])
 
@@ -39,7 +46,7 @@ def register_source(kind: str) -> Callable[[S], S]:
 
 
 def registered_kinds() -> list[str]:
-    """The kinds :func:`open_source` knows, sorted."""
+    """The kinds :func:`make_source` knows, sorted."""
     return sorted(_REGISTRY)
 
 
@@ -81,7 +88,7 @@ def make_source(
     loop: bool = False,
     pace: str = "realtime",
 ) -> FrameSource:
-    """Builds the source a ``--source`` value names, without opening it.
+    """Builds the source a ``--source`` value names, without opening it (``with`` opens it).
 
     Args:
         spec: camera index or device, ``synthetic[:WxH@FPS]``, folder, video or image file.
@@ -93,28 +100,18 @@ def make_source(
     Raises:
         SourceError: the value names nothing usable or a request is out of range.
     """
-    check_resolution(resolution)
-    check_fps(fps)
-    check_pace(pace)
+    request = Requested(check_resolution(resolution), check_fps(fps), loop, check_pace(pace))
     kind, target = resolve_spec(spec)
     cls = _REGISTRY.get(kind)
     if cls is None:
         raise SourceError(f"Sources of kind '{kind}' are not available in this installation.")
-    return cls.from_spec(target, resolution=resolution, fps=fps, loop=loop, pace=pace)
+    return cls.from_spec(target, request)
 
 
-def open_source(
-    spec: str,
-    *,
-    resolution: tuple[int, int] | None = None,
-    fps: float | None = None,
-    loop: bool = False,
-    pace: str = "realtime",
-) -> FrameSource:
+def open_source(spec: str, **requests: Any) -> FrameSource:
     """Builds and opens the source a ``--source`` value names; see :func:`make_source`.
 
     Raises:
         SourceError: the source does not exist or cannot be opened; the message says what to do.
     """
-    source = make_source(spec, resolution=resolution, fps=fps, loop=loop, pace=pace)
-    return source.open()
+    return make_source(spec, **requests).open()
