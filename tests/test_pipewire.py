@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
+from app.events import VcamState
 from app.output import pipewire
 from app.output.virtualcam import (
     VcamBackend,
@@ -162,18 +163,20 @@ def test_the_app_runs_on_while_the_daemon_goes_and_comes_back(session: PipeWireS
     pipeline = Pipeline(settings)
     pipeline.start()
     try:
-        wait_until(lambda: "(PipeWire)" in pipeline.stats().vcam, 60, "the camera to open")
-        assert pipeline.stats().vcam == "on — mattecam (PipeWire)"
+        wait_until(lambda: "(PipeWire)" in pipeline.stats().vcam_device, 60, "the camera to open")
+        stats = pipeline.stats()
+        assert (stats.vcam, stats.vcam_device) == (VcamState.ON, "mattecam (PipeWire)")
         session.wait_for_node("mattecam")
         session.stop_daemon()
-        wait_until(lambda: "retrying" in pipeline.stats().vcam, 15, "the lost daemon to show")
+        wait_until(
+            lambda: "retrying" in pipeline.stats().vcam_problem, 15, "the lost daemon to show"
+        )
         assert "PipeWire" in pipeline.stats().vcam_problem
         out = pipeline.stats().frames_out
         wait_until(lambda: pipeline.stats().frames_out > out + 10, 30, "frames to keep coming")
         session.start()
-        wait_until(
-            lambda: pipeline.stats().vcam == "on — mattecam (PipeWire)", 15, "the camera to return"
-        )
+        wait_until(lambda: not pipeline.stats().vcam_problem, 15, "the camera to return")
+        assert pipeline.stats().vcam_device == "mattecam (PipeWire)"
         session.wait_for_node("mattecam")
         reader = session.reader("mattecam", WIDTH, HEIGHT)
         try:
