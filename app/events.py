@@ -141,7 +141,3 @@ class Event:
 
 
 Emit = Callable[[Event], None]
-
-
-def ignore(event: Event) -> None:
-    """An :data:`Emit` that drops every event."""
