@@ -9,9 +9,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.ui.output_panel import vcam_routes
+from tests.fakes import make_settings, wait_frames
 from tests.pipewire_stack import PipeWireStack, private_session
-from tests.ui_fixtures import *  # noqa: F403 - fixtures
-from tests.ui_fixtures import make_settings, wait_frames
 
 pytestmark = pytest.mark.skipif(platform.system() != "Linux", reason="PipeWire runs on Linux")
 
