@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from app.capture.synthetic import make_frames
 from app.matting import export
 from app.matting.export import ExportError
 from app.matting.export_fixed import FixedGraph, FixedShape, atomic_output, fold_batchnorm
 from app.matting.model import MattingNetwork
-from tests.matting_clips import make_frames
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
