@@ -165,11 +165,11 @@ def test_resize_state_keeps_the_sequence(engine) -> None:
 
 
 def test_holding_the_frame_rate_steps_the_ratio_without_resets(engine) -> None:
-    from app.pipeline import _RateHolder
+    from app.matting.hold import RateHolder
 
     clip = make_clip(3, 360, 640, seed=8)
     engine.step(clip[0], t=0.0)
-    resets, hold = engine.resets, _RateHolder(interval=0.0)
+    resets, hold = engine.resets, RateHolder(interval=0.0)
     assert engine.ratio == 0.75
     ratios = []
     for _ in range(12):  # matting at 5 fps behind a 30 fps camera

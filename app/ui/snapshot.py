@@ -8,13 +8,14 @@ With ``sizes``, it then also pictures the window at each size in each tab of its
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QTabWidget, QWidget
+
+from app.media import AtomicPath
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,12 @@ class Snapshot(QObject):
             self._before()
         pixmap = self._window.grab()
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.part.png")
-        if pixmap.save(str(partial), "PNG"):
-            os.replace(partial, path)
+        out = AtomicPath(path)
+        if pixmap.save(str(out.temp), "PNG"):
+            out.commit()
             log.info("Saved %s", path)
         else:
+            out.discard()
             self.ok = False
             log.error("Could not save the screenshot to %s", path)
 
