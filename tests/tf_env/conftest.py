@@ -47,12 +47,12 @@ Reference = Callable[
 def reference(weights_model) -> Reference:
     """``(size, ratio) -> (frames, fgrs, phas)``: our network over a generated clip, NHWC float32.
 
-    The clip is a person crossing a room (:func:`tests.matting_clips.make_frames`); the state is
+    The clip is a person crossing a room (:func:`app.capture.synthetic.make_frames`); the state is
     carried from frame to frame.
     """
     import torch
 
-    from tests.matting_clips import make_frames
+    from app.capture.synthetic import make_frames
 
     cache: dict = {}
 
