@@ -148,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--sync",
         choices=SYNC_MODES,
-        help="smooth: every camera frame goes out with the newest matte; exact: only matted "
-        f"frames (default: {d.sync})",
+        help="aligned: every camera frame, a matting interval late, with the mattes before and "
+        "after it carried to it; smooth: every camera frame at once with the newest matte; "
+        f"exact: only matted frames (default: {d.sync})",
     )
     add(
         "--hold-fps",

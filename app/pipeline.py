@@ -184,7 +184,7 @@ class Pipeline:
             output_fps=round(output_fps, 2),
             latency_ms_p50=round(compose.latency.percentile(50) * 1000, 1) if compose else 0.0,
             latency_ms_p95=round(compose.latency.percentile(95) * 1000, 1) if compose else 0.0,
-            dropped_frames=live.dropped,
+            dropped_frames=live.dropped + (compose.dropped if compose else 0),
             frames_out=compose.frames_out if compose else 0,
             device=str(engine.device) if engine else "",
             precision=engine.precision if engine else "",

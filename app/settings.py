@@ -16,7 +16,7 @@ from app.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 BACKENDS = ("torch", "onnxruntime")
 PACES = ("realtime", "none")
-SYNC_MODES = ("smooth", "exact")
+SYNC_MODES = ("aligned", "smooth", "exact")
 #: Virtual camera routes (``--vcam-backend``); ``auto`` picks the best one this machine has.
 VCAM_BACKENDS = ("auto", "pipewire", "v4l2", "obs")
 VIEWS = ("result", "alpha", "side-by-side")
@@ -182,7 +182,9 @@ class Settings:
         backend: ``torch`` or ``onnxruntime``.
         downsample_ratio: None picks it from the frame size.
         full_body: with an automatic ratio, use the full-body column of the ratio table.
-        sync: ``smooth`` (every camera frame goes out, with the newest matte) or ``exact`` (only
+        sync: ``aligned`` (every camera frame goes out about one matting interval late, with the
+            mattes of the frames before and after it carried to it along the motion), ``smooth``
+            (every camera frame goes out at once, with the newest matte) or ``exact`` (only
             frames whose own matte is ready go out).
         hold_fps: lower the internal resolution when matting cannot keep up with the camera (on by
             default: a matte that trails the camera by a fraction of a second shows as a halo).
@@ -212,7 +214,7 @@ class Settings:
     backend: str = "torch"
     downsample_ratio: float | None = None
     full_body: bool = False
-    sync: str = "smooth"
+    sync: str = "aligned"
     hold_fps: bool = True
     virtual_cam: bool = False
     vcam_device: str | None = None

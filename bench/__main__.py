@@ -17,7 +17,16 @@ from pathlib import Path
 
 from bench.common import Section, machine, table
 
-BENCHMARKS = ("model_step", "levers", "pipeline", "memory", "convert", "soak", "pipewire_camera")
+BENCHMARKS = (
+    "model_step",
+    "levers",
+    "pipeline",
+    "memory",
+    "convert",
+    "soak",
+    "pipewire_camera",
+    "live_quality",
+)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 LEVERS = "## Levers tried"
 _MARK = re.compile(r"<!-- bench:(\w+) -->\n(.*?)<!-- /bench:\1 -->\n", re.S)

@@ -120,5 +120,5 @@ def test_make_test_adds_the_test_tools(tmp_path: Path) -> None:
 def test_help_shows_the_defaults(capsys) -> None:
     assert main(["--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    for text in ("(default: 0)", "(default: blur)", "(default: auto)", "(default: smooth)"):
+    for text in ("(default: 0)", "(default: blur)", "(default: auto)", "(default: aligned)"):
         assert text in out, text

@@ -126,6 +126,7 @@ def test_smooth_mode_outputs_camera_frames_between_mattes(no_leftover_threads) -
         pace="realtime",
         max_frames=45,
         background=Background.parse("green"),
+        sync="smooth",
     )
     pipeline, packets, _ = run_collect(s)
     st = pipeline.stats()
@@ -334,3 +335,34 @@ def test_a_frame_the_network_fails_on_is_skipped_without_stalling(no_leftover_th
     assert [e.message for e in events if e.kind == "error"] == [
         "Matting failed on a frame: out of memory"
     ]
+
+
+def test_aligned_mode_sends_every_camera_frame_in_order(no_leftover_threads) -> None:
+    s = Settings(
+        source="synthetic:640x480@30",
+        pace="realtime",
+        max_frames=40,
+        background=Background.parse("green"),
+        sync="aligned",
+    )
+    pipeline, packets, _ = run_collect(s)
+    st = pipeline.stats()
+    assert len(packets) == 40
+    assert st.frames_matted < st.frames_out, "matting is slower than the camera here"
+    times = [p.t_capture for p in packets]
+    assert times == sorted(times) and len(set(times)) == 40
+    assert all(p.composite.shape == (480, 640, 3) for p in packets)
+    assert any((p.alpha == 255).any() and (p.alpha == 0).any() for p in packets)
+
+
+@pytest.mark.parametrize("sync", ["aligned", "smooth"])
+def test_batch_runs_give_each_frame_its_own_matte_in_every_sync_mode(sync, tmp_path) -> None:
+    clip = write_clip(tmp_path / "in.mp4", make_clip(6, 96, 128, seed=4))
+    runs = []
+    for mode in (sync, "exact"):
+        s = Settings(source=str(clip), pace="none", background=Background.parse("green"))
+        _, packets, _ = run_collect(s.replace(sync=mode))
+        runs.append(packets)
+    assert len(runs[0]) == len(runs[1]) == 6
+    for a, b in zip(*runs, strict=True):
+        assert np.array_equal(a.composite, b.composite) and np.array_equal(a.alpha, b.alpha)

@@ -9,7 +9,8 @@ preview frames were shown (``MATTECAM_SCREENSHOT``), and stop the display again.
 
 The video is ``$MATTECAM_DEMO_VIDEO`` when set, else the doctor clip from the shared footage beside
 the project when it exists, else the synthetic test picture. The app runs with its own defaults
-(``--sync smooth``: every camera frame goes out with the newest matte), so the picture and its
+(``--sync aligned``: every camera frame goes out about one matting interval late, with the
+mattes made before and after it carried to it), so the picture and its
 statistics show what a user gets; give other ``main.py`` options after ``--`` (``--sync exact``
 pairs every frame with its own matte, at the matting rate). The picture is taken after
 ``--frames`` preview frames, late enough that the statistics no longer show the start-up.

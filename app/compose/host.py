@@ -47,6 +47,34 @@ class HostMatte:
         self.alpha = _u8(self.pha)
         self.alpha.flags.writeable = False  # shared by every frame composited with this matte
         self._mirrored_alpha: np.ndarray | None = None
+        self._planes: np.ndarray | None = None
+
+    @classmethod
+    def from_planes(cls, pha: np.ndarray, offset: np.ndarray) -> HostMatte:
+        """A matte from planes already on the host (e.g. one carried to another frame).
+
+        Args:
+            pha: ``H x W`` float32 alpha in 0..1.
+            offset: ``H x W x 3`` int16 foreground offset ``fgr - src`` in levels.
+        """
+        if pha.shape != offset.shape[:2] or pha.dtype != np.float32 or offset.dtype != np.int16:
+            raise ValueError("A matte needs an H x W float32 alpha and an H x W x 3 int16 offset.")
+        matte = cls.__new__(cls)
+        matte.size = pha.shape
+        matte.offset = offset
+        matte.pha = pha
+        matte.inverse = cv2.subtract(1.0, pha)
+        matte.alpha = _u8(pha)
+        matte.alpha.flags.writeable = False
+        matte._mirrored_alpha = None
+        matte._planes = None
+        return matte
+
+    def planes(self) -> np.ndarray:
+        """Alpha and offset as one ``H x W x 4`` float32 image (for resampling all in one pass)."""
+        if self._planes is None:
+            self._planes = cv2.merge([self.pha, *cv2.split(self.offset.astype(np.float32))])
+        return self._planes
 
     def alpha_u8(self, mirror: bool = False) -> np.ndarray:
         """The matte as ``H x W`` uint8, flipped horizontally with ``mirror``; read-only."""

@@ -1,9 +1,12 @@
-"""The compose stage: every camera frame composited with the newest matte and sent to the outputs.
+"""The compose stage: every camera frame composited with a matte and sent to the outputs.
 
-The thread takes the newest camera frame, hands it to the matting worker and composites it with
-the matte that worker has ready (``smooth``), or with the frame's own matte (``exact``). With the
-network on the CPU the composite is made in uint8 on the host (:mod:`app.compose.host`), elsewhere
-as tensors on the engine's device (:class:`~app.compose.compositor.Compositor`).
+The thread takes the newest camera frame and hands it to the matting worker. In ``aligned`` sync
+(the default) the frame waits until a frame at or after it is matted (at most 0.1 s) and is
+composited with the mattes of the matted frames on either side of it, carried to it along the
+motion (:mod:`app.compose.align`); in ``smooth`` sync it is composited at once with the matte that
+worker has ready; in ``exact`` sync with its own matte. With the network on the CPU the composite
+is made in uint8 on the host (:mod:`app.compose.host`), elsewhere as tensors on the engine's device
+(:class:`~app.compose.compositor.Compositor`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 
 from app.capture.base import Frame
+from app.compose.align import FrameAligner
 from app.compose.backgrounds import BackgroundError, BackgroundLayer, make_background
 from app.compose.compositor import Compositor
 from app.compose.host import HostBackground, HostMatte, blend
@@ -51,6 +55,14 @@ class MatteCache:
         self._delta: torch.Tensor | None = None
         self._background: tuple[BackgroundLayer, torch.Tensor] | None = None
         self._host: HostMatte | None = None
+        self._origin: MatteCache | None = None
+
+    @classmethod
+    def carried(cls, origin: MatteCache, frame: Frame, host: HostMatte) -> MatteCache:
+        """The matte of ``origin`` carried to another ``frame``, already prepared as ``host``."""
+        cache = cls(origin.matted)
+        cache.frame, cache._host, cache._origin = frame, host, origin
+        return cache
 
     def host(self) -> HostMatte:
         """The matte prepared for uint8 compositing on the host."""
@@ -72,6 +84,8 @@ class MatteCache:
         """
         if not layer.from_camera or layer.passthrough or layer.rgba:
             return None
+        if self._origin is not None:
+            return self._origin.background(layer)
         if self._background is None or self._background[0] is not layer:
             m = self.matte
             height, width = m.src.shape[-2:]
@@ -196,6 +210,10 @@ class ComposeHooks:
 class ComposeWorker:
     """The compose thread.
 
+    Attributes:
+        follow_motion: aligned sync carries the mattes along the motion (True) or only blends
+            them (False, cheaper; for measuring the difference).
+
     Args:
         slot: where the capture thread puts camera frames.
         matting: the matting worker.
@@ -203,6 +221,8 @@ class ComposeWorker:
         hooks: what it calls out to.
         done: set when the thread ends.
     """
+
+    follow_motion = True
 
     def __init__(
         self,
@@ -221,7 +241,13 @@ class ComposeWorker:
         self._matting, self._compositor, self._hooks = matting, compositor, hooks
         self._stop = threading.Event()
         self._cache: MatteCache | None = None
+        self._aligner: FrameAligner[MatteCache] = FrameAligner()
         self._thread = threading.Thread(target=self._run, name="mattecam-compose", daemon=True)
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped because compositing fell behind the camera (aligned sync)."""
+        return self._aligner.dropped
 
     def start(self) -> None:
         """Starts the thread."""
@@ -242,32 +268,72 @@ class ComposeWorker:
         try:
             while not self._stop.is_set():
                 s = self._hooks.apply_changes()
-                frame = self.slot.get(timeout=0.05)
-                if frame is None:
-                    if self.slot.closed:
-                        break
+                aligned = s.sync == "aligned" and s.pace != "none"
+                if not aligned and self._aligner.waiting:
+                    self._aligner.clear()
+                frame = self.slot.get(timeout=0.005 if self._aligner.waiting else 0.05)
+                if frame is None and self.slot.closed:
+                    break
+                if aligned:
+                    ready = self._aligned(frame)
+                elif frame is not None:
+                    matted = self._matting.offer(frame, exact=s.sync == "exact" or s.pace == "none")
+                    ready = [] if matted is None else [(frame, self._cache_of(matted))]
+                else:
                     continue
-                matted = self._matting.offer(frame, exact=s.sync == "exact" or s.pace == "none")
-                if matted is None:
-                    continue
-                self._deliver(frame, matted, s)
+                for out_frame, cache in ready:
+                    self._deliver(out_frame, cache, s)
                 if s.max_frames is not None and self.frames_out >= s.max_frames:
                     break
         finally:
             self._matting.slot.close()
             self.done.set()
 
-    def _deliver(self, frame: Frame, matted: Matted, s: Settings) -> None:
+    def _cache_of(self, matted: Matted) -> MatteCache:
+        """The cache of the newest matte (made once per matte)."""
         if self._cache is None or self._cache.matted is not matted:
             self._cache = MatteCache(matted)
+        return self._cache
+
+    def _aligned(self, frame: Frame | None) -> list[tuple[Frame, MatteCache]]:
+        """Aligned sync: queues ``frame`` and returns the waiting frames that can go out now."""
+        aligner = self._aligner
+        if frame is not None:
+            self._matting.offer(frame, exact=False)
+            aligner.add_frame(frame)
+        newest = self._matting.newest()
+        if newest is not None:
+            aligner.add_matte(self._cache_of(newest))
+        return [
+            (f, self._carried(f, before, after))
+            for f, before, after in aligner.ready(time.monotonic())
+        ]
+
+    def _carried(
+        self, frame: Frame, before: MatteCache | None, after: MatteCache | None
+    ) -> MatteCache:
+        """The matte for ``frame`` made from the mattes of the frames on either side of it."""
+        nearest = after if before is None else before
+        t = frame.t_capture
+        if before is not None and after is not None:
+            nearer_after = after.frame.t_capture - t < t - before.frame.t_capture
+            nearest = after if nearer_after else before
+        if nearest.frame is frame or self._matting.engine.device.type != "cpu":
+            return nearest  # the carrier works on host mattes only
+        follow = self.follow_motion and not self._aligner.is_late(frame, time.monotonic())
+        host = self._aligner.matte_for(frame, before, after, follow)
+        return MatteCache.carried(nearest, frame, host)
+
+    def _deliver(self, frame: Frame, cache: MatteCache, s: Settings) -> None:
+        matted = cache.matted
         self._compositor.follow(self._matting.engine)
-        images = self._compositor.compose(frame, self._cache, s)
+        images = self._compositor.compose(frame, cache, s)
         if images is None:
             return
         composite, alpha = images
         now = time.monotonic()
         self.latency.add(now - frame.t_capture)
-        self.matte_age.add(frame.t_capture - matted.frame.t_capture)
+        self.matte_age.add(abs(frame.t_capture - matted.frame.t_capture))
         # A live stream records each frame at its capture time, so frames it dropped leave gaps
         # instead of speeding the recording up; a batch run (pace none) writes frame after frame.
         self._hooks.send(composite, frame.t_capture if self._hooks.live() else None)

@@ -52,7 +52,8 @@ DETAIL_MODES = {
     "manual": "Fixed",
 }
 SYNC_LABELS = {
-    "smooth": "Every camera frame",
+    "aligned": "Every camera frame, its cut-out moved to it",
+    "smooth": "Every camera frame, newest cut-out",
     "exact": "Only frames with their own cut-out",
 }
 HOLD_TEXT = "Lower detail to keep up"
@@ -75,15 +76,16 @@ class Preset(enum.Enum):
 
     SMOOTHEST = PresetInfo(
         "Smoothest",
-        "Every camera frame, at the camera's rate. Detail drops while the computer is busy.",
+        "Every camera frame, at the camera's rate and a moment late, so the cut-out follows "
+        "movement. Detail drops while the computer is busy.",
         hold_fps=True,
-        sync="smooth",
+        sync="aligned",
     )
     BALANCED = PresetInfo(
         "Balanced",
         "Every camera frame, steady detail. A quick movement can leave a short halo.",
         hold_fps=False,
-        sync="smooth",
+        sync="aligned",
     )
     SHARPEST = PresetInfo(
         "Sharpest",

@@ -1,0 +1,92 @@
+"""The live sync modes replayed offline on a fixed matting schedule (no timing, no load).
+
+A live run's numbers move with the load of a shared machine; this replay does not. The network
+mattes every K-th frame of the footage (its state carried from matte to matte, as live), each
+matte ready K frames after its frame was taken (matting as slow as it is rare). Every frame is
+then composited as each sync mode would, with the app's own code (:mod:`app.compose.align`):
+
+- smooth: the newest matte ready when the frame arrives (K to 2K-1 frames old);
+- aligned, blended: the mattes of the matted frames on either side, blended, not carried;
+- aligned: the same, carried along the motion (the default);
+- aligned, forward only: the matte before, carried forward (what a frame gets that waited too
+  long for the matte after it);
+- exact: the frame's own matte at the same internal size (the network on every frame).
+
+Edge-band error and stability as in :mod:`bench.live_quality`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.capture.base import Frame
+from app.compose.align import FrameAligner
+from app.compose.host import HostMatte, blend
+from app.matting.engine import MattingEngine, build_engine
+from bench import footage as fo
+from bench.live_quality import EdgeScore
+
+MODES = ("smooth", "aligned, blended", "aligned", "aligned, forward only", "exact")
+
+
+class _Prepared:
+    """A matte of one frame, as the compose stage keeps it."""
+
+    def __init__(self, frame: Frame, host: HostMatte):
+        self.frame = frame
+        self._host = host
+
+    def host(self) -> HostMatte:
+        return self._host
+
+
+def _engine(footage: fo.Footage, long_side: int) -> MattingEngine:
+    height, width = footage.frames.shape[1:3]
+    return build_engine("mobilenetv3", None, "cpu", "fp32", ratio=long_side / max(height, width))
+
+
+def _matte(engine: MattingEngine, footage: fo.Footage, i: int) -> _Prepared:
+    image = np.array(footage.frames[i])
+    m = engine.step(image, t=i / 30)
+    return _Prepared(Frame(image, i, i / 30), HostMatte(image, m.fgr, m.pha))
+
+
+def replay(
+    footage: fo.Footage, ideal: fo.Ideal, every: int, long_side: int = 256
+) -> dict[str, tuple[float, float, float, int]]:
+    """Each mode's edge error mean, p95, stability and frames scored, matting every ``every``-th
+    frame at ``long_side`` pixels on the long side."""
+    n = len(footage.frames)
+    sparse, dense = _engine(footage, long_side), _engine(footage, long_side)
+    picture = fo.background(*footage.frames.shape[1:3])
+    aligner: FrameAligner[_Prepared] = FrameAligner()
+    mattes: dict[int, _Prepared] = {}
+    scores = {mode: EdgeScore(footage, ideal) for mode in MODES}
+    for t in range(n):
+        before_i = t - t % every
+        after_i = before_i if before_i == t else before_i + every
+        for i in (before_i, after_i):
+            if i < n and i not in mattes:
+                mattes[i] = _matte(sparse, footage, i)
+        for i in [i for i in mattes if i < before_i - 2 * every]:
+            del mattes[i]
+        own = _matte(dense, footage, t)
+        ready = max((i for i in mattes if i + every <= t), default=None)
+        if ready is None:
+            continue
+        before = mattes[before_i]
+        after = mattes.get(after_i)
+        frame = before.frame if before_i == t else Frame(own.frame.image, t, t / 30)
+        for m in (before, after):
+            if m is not None:
+                aligner.add_matte(m)
+        hosts = {
+            "smooth": mattes[ready].host(),
+            "aligned, blended": aligner.matte_for(frame, before, after, follow_motion=False),
+            "aligned": aligner.matte_for(frame, before, after),
+            "aligned, forward only": aligner.matte_for(frame, before, None),
+            "exact": own.host(),
+        }
+        for mode, host in hosts.items():
+            scores[mode].add(t, blend(frame.image, host, picture))
+    return {mode: s.summary() for mode, s in scores.items()}
