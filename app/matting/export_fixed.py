@@ -17,8 +17,6 @@ import copy
 import importlib
 import itertools
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +26,8 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from app.media import AtomicPath
 
 from .export import ExportError
 from .model import MattingNetwork
@@ -205,23 +205,10 @@ def atomic_output(dest: Path) -> Iterator[Path]:
         raise ExportError(f"Cannot write {dest}: the folder {parent} does not exist.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ExportError(f"Cannot write {dest}: the folder {parent} is not writable.")
-    work = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".part"))
-    tmp = work / dest.name
-    try:
-        yield tmp
-        for p in [tmp, *tmp.rglob("*")]:
+    with AtomicPath(dest, folder=None) as out:
+        yield out.temp
+        for p in [out.temp, *out.temp.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
-        old = work / "old"
-        if dest.exists() or dest.is_symlink():
-            dest.rename(old)
-        try:
-            tmp.rename(dest)
-        except OSError:
-            if old.exists() or old.is_symlink():
-                old.rename(dest)
-            raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 # --- command line --------------------------------------------------------------------------------

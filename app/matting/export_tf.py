@@ -27,13 +27,14 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import sys
 import tempfile
 import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from app.media import AtomicPath
 
 from .export import ExportError
 from .registry import DEFAULT_VARIANT, VARIANTS
@@ -150,21 +151,11 @@ def _atomic_folder(dest: Path, marker: str) -> Iterator[Path]:
         kind = "folder" if dest.is_dir() else "file"
         raise ExportError(f"Cannot write {dest}: a {kind} of that name exists; choose another.")
     try:
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".part"))
+        out = AtomicPath(dest, folder=True)
     except OSError as e:
         raise ExportError(f"Cannot write {dest}: {e.strerror or e}.") from None
-    old = None
-    try:
-        yield tmp
-        tmp.chmod(0o755)
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".old"))
-            os.replace(dest, old / "x")
-        os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    with out:
+        yield out.temp
 
 
 def _save(net: Any, folder: Path) -> None:

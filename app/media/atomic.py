@@ -38,18 +38,25 @@ class AtomicPath:
 
     Args:
         dest: the final path; its folder must exist.
-        folder: create a folder (a PNG sequence) instead of a file.
+        folder: True creates a folder (a PNG sequence), False a file; None creates neither: the
+            writer makes a file or a folder at :attr:`temp` (for tools that choose, such as a
+            model package), inside a hidden folder of its own.
 
     Raises:
         OSError: the temporary file cannot be created.
     """
 
-    def __init__(self, dest: str | os.PathLike[str], *, folder: bool = False) -> None:
+    def __init__(self, dest: str | os.PathLike[str], *, folder: bool | None = False) -> None:
         self.dest = Path(dest)
         self.folder = folder
         self.committed = False
         parent = self.dest.parent
         prefix = f".{self.dest.name}."
+        self._work: Path | None = None
+        if folder is None:
+            self._work = Path(tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".part"))
+            self.temp = self._work / self.dest.name
+            return
         if folder:
             self.temp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".part"))
         else:
@@ -67,27 +74,40 @@ class AtomicPath:
     def commit(self) -> None:
         """Renames the temporary file or folder to the destination, replacing what was there.
 
-        A folder that is there already is moved aside first and deleted after the rename.
+        Whatever is there already is moved aside first, put back if the rename fails, and deleted
+        after it succeeds.
 
         Raises:
             OSError: the rename failed; the temporary file is kept for :meth:`discard`.
         """
-        if self.folder and self.dest.is_dir():
-            old = Path(
-                tempfile.mkdtemp(dir=self.dest.parent, prefix=f".{self.dest.name}.", suffix=".old")
-            )
-            os.rename(self.dest, old / "previous")
-            os.rename(self.temp, self.dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
+        if self.folder is False:
             os.replace(self.temp, self.dest)
+        else:
+            parent, prefix = self.dest.parent, f".{self.dest.name}."
+            aside = Path(tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".old"))
+            try:
+                moved = self.dest.exists() or self.dest.is_symlink()
+                if moved:
+                    os.rename(self.dest, aside / "previous")
+                try:
+                    os.rename(self.temp, self.dest)
+                except OSError:
+                    if moved:
+                        os.rename(aside / "previous", self.dest)
+                    raise
+            finally:
+                shutil.rmtree(aside, ignore_errors=True)
         self.committed = True
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
 
     def discard(self) -> None:
         """Deletes the temporary file or folder; safe to call twice and after :meth:`commit`."""
         if self.committed:
             return
-        if self.folder:
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
+        elif self.folder:
             shutil.rmtree(self.temp, ignore_errors=True)
         else:
             self.temp.unlink(missing_ok=True)
