@@ -1,7 +1,8 @@
 # mattecam: `make run` starts the app, `make test` runs the test suite.
 # Both create .venv, install the project and fetch the default weights on first use; `make run`
 # installs what the app needs, `make test` adds the test tools (pytest, ruff, onnxruntime).
-# `make test` also makes .venv-tf (TensorFlow, for the SavedModel and TF.js export tests).
+# `make test` also makes .venv-tf (TensorFlow, for the SavedModel and TF.js export tests) and
+# installs web/'s Node packages (TensorFlow.js, puppeteer-core).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -73,7 +74,7 @@ web-deps: $(WEB_STAMP)
 run: $(WEIGHTS_STAMP)
 	$(PY) main.py $(ARGS)
 
-test: $(WEIGHTS_STAMP) $(DEV_STAMP) $(if $(EXPORT_TESTS),$(EXPORT_STAMP)) $(TF_STAMP)
+test: $(WEIGHTS_STAMP) $(DEV_STAMP) $(if $(EXPORT_TESTS),$(EXPORT_STAMP)) $(TF_STAMP) $(WEB_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest --ignore=tests/export_env --ignore=tests/tf_env \
 		$(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; rc=1; fi; \
