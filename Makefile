@@ -26,7 +26,7 @@ EXPORT_EXTRAS := dev,coreml
 EXPORT_STAMP := $(EXPORT_VENV)/.mattecam-installed
 EXPORT_TESTS ?= tests/export_env
 
-.PHONY: run test bench lint weights screenshot clean export-env tf-env web-deps
+.PHONY: run test bench lint weights screenshot clean export-env tf-env web-deps web
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,15 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 	@touch $@
 
 web-deps: $(WEB_STAMP)
+
+# mattecam in the browser: a static page (web/) with the TF.js export in web/model, served locally.
+WEB_PORT ?= 8000
+web/model/model.json: $(TF_STAMP) $(WEIGHTS_STAMP)
+	$(TF_PY) -m app.matting.export tfjs --precision fp16 --output web/model
+
+web: web/model/model.json $(WEB_STAMP)
+	@echo "mattecam in the browser: open http://127.0.0.1:$(WEB_PORT)/ (Ctrl-C stops the server)"
+	$(PYTHON) -m http.server $(WEB_PORT) --bind 127.0.0.1 --directory web
 
 run: $(WEIGHTS_STAMP)
 	$(PY) main.py $(ARGS)
