@@ -61,7 +61,7 @@ class MissingDependencyError(ExportError):
 
 def _import_tf() -> Any:
     """Imports TensorFlow quietly, or says how to install it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hides the CUDA probe's error
     try:
         import tensorflow as tf
     except ImportError:

@@ -31,6 +31,7 @@ if os.environ.get("MATTECAM_TF_ENV") == "1":
             f"The TensorFlow environment lacks {', '.join(_lacking)}: run `make tf-env` again."
         )
 collect_ignore = [name for name, missing in _missing.items() if missing]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter, CUDA probe
 
 # Two frame sizes whose downsampled sizes are not whole numbers at either ratio, and odd sizes
 # inside the network; 6 recurrent frames each.
