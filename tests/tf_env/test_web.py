@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.matting_clips import make_frames
+from app.capture.synthetic import make_frames
 from tools.web_screenshot import open_page, serve_web, write_y4m
 
 ROOT = Path(__file__).resolve().parents[2]
