@@ -22,7 +22,7 @@ WEB_STAMP := web/node_modules/.mattecam-installed
 # installs them. `make test` makes it and runs the tests in tests/export_env with it.
 EXPORT_VENV ?= .venv-export
 EXPORT_PY := $(EXPORT_VENV)/bin/python
-EXPORT_EXTRAS := dev,coreml
+EXPORT_EXTRAS := dev,coreml,tflite
 EXPORT_STAMP := $(EXPORT_VENV)/.mattecam-installed
 EXPORT_TESTS ?= tests/export_env
 

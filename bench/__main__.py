@@ -26,6 +26,7 @@ BENCHMARKS = (
     "soak",
     "pipewire_camera",
     "live_quality",
+    "export_tflite",
 )
 RESULTS = Path(__file__).with_name("RESULTS.md")
 LEVERS = "## Levers tried"

@@ -258,7 +258,7 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["onnx", "--output", str(tmp_path / "no" / "m.onnx")], "does not exist"),
         (["onnx", "--output", out, "--opset", "11"], "Opset 11"),
         (["onnx", "--output", out, "--precision", "int8"], "int8"),
-        (["tflite", "--output", out], "tflite"),
+        (["keras", "--output", out], "keras"),
         (["torchscript", "--output", out, "--checkpoint", str(corrupt)], "corrupt"),
         (["torchscript", "--output", str(tmp_path)], "folder"),
     ]

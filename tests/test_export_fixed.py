@@ -49,14 +49,33 @@ def test_coreml_option_errors(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_tflite_option_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, argv, word in (
+        ("m.onnx", [], "saved as a .tflite file"),
+        ("m.tflite", ["--size", "640x360", "--downsample-ratio", "0.01"], "shrinks 640x360"),
+    ):
+        code, err = _cli(capsys, "tflite", "--output", str(tmp_path / name), *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and word in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "module"),
+    [("coreml", "m.mlpackage", "coremltools"), ("tflite", "m.tflite", "litert_torch")],
+)
 def test_missing_converter_says_what_to_install(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    fmt: str,
+    name: str,
+    module: str,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "coremltools", None)  # import fails as if not installed
-    code, err = _cli(capsys, "coreml", "--output", str(tmp_path / "m.mlpackage"))
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    code, err = _cli(capsys, fmt, "--output", str(tmp_path / name))
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "needs the optional package 'coremltools'" in err
-    assert "pip install -e '.[coreml]'" in err and "make export-env" in err
+    assert f"needs the optional package '{module}'" in err
+    assert f"pip install -e '.[{fmt}]'" in err and "make export-env" in err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,7 +9,7 @@ Command line::
 
     python -m app.matting.export torchscript --variant mobilenetv3 --precision fp32 --output F
     python -m app.matting.export onnx --variant mobilenetv3 --precision fp16 --output F --opset 17
-    python -m app.matting.export coreml ... (fixed size; see export_coreml)
+    python -m app.matting.export coreml|tflite ... (fixed size; see export_coreml, export_tflite)
     python -m app.matting.export savedmodel|tfjs ... --output DIR  (see export_tf)
 
 Outputs are written under a temporary name beside the destination and renamed when complete.

@@ -110,13 +110,21 @@ class FixedGraph(nn.Module):
         net: the network (weights shared, not copied).
         ratio: the downsample ratio built into the graph.
         scale: factor for ``fgr`` and ``pha`` (255 where they leave as 8-bit images).
+        resize: module that downsamples the frame, in place of bilinear interpolation.
     """
 
-    def __init__(self, net: MattingNetwork, ratio: float, scale: float = 1.0):
+    def __init__(
+        self,
+        net: MattingNetwork,
+        ratio: float,
+        scale: float = 1.0,
+        resize: nn.Module | None = None,
+    ):
         super().__init__()
         self.net = net
         self.ratio = ratio
         self.scale = scale
+        self.resize = resize
 
     def forward(
         self, src: Tensor, r1i: Tensor, r2i: Tensor, r3i: Tensor, r4i: Tensor
@@ -124,7 +132,9 @@ class FixedGraph(nn.Module):
         """Mattes one frame ``[1, 3, H, W]`` (0..1); returns fgr, pha and the new state."""
         net = self.net
         src_sm = src
-        if self.ratio != 1.0:
+        if self.resize is not None:
+            src_sm = self.resize(src)
+        elif self.ratio != 1.0:
             src_sm = F.interpolate(
                 src,
                 scale_factor=self.ratio,
@@ -216,6 +226,7 @@ def atomic_output(dest: Path) -> Iterator[Path]:
 FIXED_FORMATS = {
     # format: (module, default size, default ratio)
     "coreml": ("export_coreml", "1920x1080", 0.25),
+    "tflite": ("export_tflite", "1280x720", 0.375),
 }
 
 
@@ -223,6 +234,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Adds the fixed-size subcommands to the export command line."""
     texts = {
         "coreml": "CoreML ML program (.mlpackage) or neural network (.mlmodel), fixed size",
+        "tflite": "TFLite flatbuffer (.tflite), fixed size, channels last",
     }
     for fmt, (_, size, ratio) in FIXED_FORMATS.items():
         s = sub.add_parser(fmt, help=texts[fmt])
@@ -253,6 +265,10 @@ def check_args(args: argparse.Namespace) -> FixedShape:
 
 def run(args: argparse.Namespace, model: MattingNetwork, shape: FixedShape) -> Path:
     """Writes the fixed-size export the command line asked for; returns its path."""
-    from .export_coreml import export_coreml
+    if args.format == "coreml":
+        from .export_coreml import export_coreml
 
-    return export_coreml(model, args.output, args.precision, shape, args.model_type)
+        return export_coreml(model, args.output, args.precision, shape, args.model_type)
+    from .export_tflite import export_tflite
+
+    return export_tflite(model, args.output, args.precision, shape)

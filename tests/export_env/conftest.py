@@ -11,6 +11,7 @@ import os
 
 NEEDS = {
     "test_coreml.py": ("coremltools",),
+    "test_tflite.py": ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"),
 }
 
 _missing = {
