@@ -27,6 +27,7 @@ BENCHMARKS = (
     "pipewire_camera",
     "live_quality",
     "export_tflite",
+    "tf_exports",
 )
 RESULTS = Path(__file__).with_name("RESULTS.md")
 LEVERS = "## Levers tried"

@@ -221,6 +221,10 @@ async function run(model) {
 }
 
 async function main() {
+  // Picking a colour means wanting it as the background.
+  controls.color.addEventListener('input', () => {
+    controls.background.value = 'color';
+  });
   for (const [name, select] of [['ratio', controls.ratio], ['bg', controls.background]]) {
     const value = params.get(name);
     if (value === null) continue;
