@@ -87,7 +87,7 @@ def run(quick: bool = False) -> Section:
         rows.append([name, f"{ms:.1f}", f"{base / ms:.2f}x", size, f"{diff:.1e}"])
         section.rows.append(Row(f"{name} step", f"{ms:.1f} ms", "", None))
     section.details.append(
-        table(["runner", "ms/frame", "speed vs eager", "file", "max |pha - eager|"], rows)
+        table(["runner", "ms/frame", "speed vs eager", "file", "max pha difference"], rows)
     )
     section.notes += [
         f"{threads} threads; conversion took {convert_s:.0f} s",
