@@ -17,6 +17,7 @@ one only builds them, starts and stops them, and gathers their statistics.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from app.capture.base import SourceError
@@ -128,7 +129,9 @@ class Pipeline:
             self._outputs.open_vcam(s, source)
         self._live.start(source)
         self._matting = MattingWorker(engine, s, self._engine_factory, self._emit, self._camera_fps)
-        hooks = ComposeHooks(self._outputs.send, self._on_frame, self._apply_changes, self._is_live)
+        hooks = ComposeHooks(
+            self._outputs.send, self._on_frame, self._apply_changes, self._is_live, self._emit
+        )
         self._compose = ComposeWorker(
             self._live.slot, self._matting, self._compositor, hooks, self._done
         )
@@ -197,6 +200,7 @@ class Pipeline:
             vcam_device=self._outputs.vcam_device,
             vcam_problem=self._outputs.vcam_problem,
             frames_matted=matting.frames_matted if matting else 0,
+            frames_covered=matting.guard.covered if matting else 0,
             state_resets=engine.resets if engine else 0,
         )
 
@@ -223,6 +227,7 @@ class Pipeline:
         switched = self._live.changed(new, cur) and self._live.switch(new, cur)
         if switched:
             self._matting.reset_state()
+            self._matting.guard.new_source(time.monotonic())  # older mattes fit another picture
         if new.background != cur.background:
             self._compositor.set_background(new.background, self._emit)
         self._outputs.apply(new, cur, self._live.source, switched)

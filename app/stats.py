@@ -126,6 +126,7 @@ class Stats:
     vcam_problem: str = ""
     frames_matted: int = 0
     state_resets: int = 0
+    frames_covered: int = 0  # frames that went out as the background alone (room hidden)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dictionary (enums as their values)."""

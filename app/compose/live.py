@@ -24,7 +24,8 @@ from app.compose.align import FrameAligner
 from app.compose.backgrounds import BackgroundError, BackgroundLayer, make_background
 from app.compose.compositor import Compositor
 from app.compose.host import HostBackground, HostMatte, blend
-from app.events import Emit, Event, Field
+from app.compose.privacy import background_only
+from app.events import Emit, Event, EventKind, Field
 from app.matting.engine import MattingEngine
 from app.matting.worker import Matted, MattingWorker
 from app.settings import Background, Settings
@@ -199,12 +200,14 @@ class ComposeHooks:
         apply_changes: called before each frame; applies pending settings and returns those in
             force.
         live: whether the source runs in real time (a recording then keeps capture times).
+        emit: where news goes (the room hidden because matting fell behind or fails).
     """
 
     send: Callable[[np.ndarray, float | None], None]
     on_frame: Callable[[FramePacket], None] | None
     apply_changes: Callable[[], Settings]
     live: Callable[[], bool]
+    emit: Emit | None = None
 
 
 class ComposeWorker:
@@ -324,8 +327,22 @@ class ComposeWorker:
         host = self._aligner.matte_for(frame, before, after, follow)
         return MatteCache.carried(nearest, frame, host)
 
+    def _guarded(self, frame: Frame, cache: MatteCache) -> MatteCache:
+        """The matte to cut ``frame`` with, or one that hides the whole room (see
+        :mod:`app.compose.privacy`)."""
+        verdict = self._matting.guard.check(frame, cache.matted.frame)
+        if verdict.news and self._hooks.emit is not None:
+            kind = EventKind.INFO if verdict.cover is None else EventKind.WARNING
+            self._hooks.emit(Event(kind, verdict.news, field=Field.MATTING))
+        if verdict.cover is None:
+            return cache
+        engine = self._matting.engine
+        return MatteCache(Matted(frame, background_only(frame, engine.device, engine.dtype)))
+
     def _deliver(self, frame: Frame, cache: MatteCache, s: Settings) -> None:
         matted = cache.matted
+        if s.sync != "exact" and s.pace != "none":  # a frame's own matte needs no guard
+            cache = self._guarded(frame, cache)
         self._compositor.follow(self._matting.engine)
         images = self._compositor.compose(frame, cache, s)
         if images is None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.capture.base import Frame
+from app.compose.privacy import PrivacyGuard, usable
 from app.events import Emit, Event, EventKind, Field
 from app.matting.engine import EngineError, Matte, MattingEngine
 from app.matting.hold import RateHolder
@@ -54,6 +55,7 @@ class MattingWorker:
         self.slot: LatestSlot[Frame] = LatestSlot()
         self.meter = RateMeter()
         self.frames_matted = 0
+        self.guard = PrivacyGuard()  # told of every failure and success, asked by compositing
         self._engine = engine
         self._settings = settings
         self._factory = factory
@@ -176,7 +178,10 @@ class MattingWorker:
                 continue
             try:
                 matte = self._engine.step(frame.image, t=frame.t_capture)
+                if not usable(matte):
+                    raise ValueError("the network returned a matte that is not a number (NaN)")
             except (RuntimeError, ValueError) as exc:
+                self.guard.matting_failed()
                 known = isinstance(exc, (EngineError, RatioError))
                 event = Event.error(exc, Field.MATTING)
                 if not known:
@@ -191,6 +196,7 @@ class MattingWorker:
                     self._cv.notify_all()
                 continue
             said = ""
+            self.guard.matting_worked()
             self.meter.tick()
             self.frames_matted += 1
             with self._cv:
