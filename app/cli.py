@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from app import __version__
-from app.events import Event, EventKind
+from app.events import Event, EventKind, Field, SourceState
 from app.media import atomic_write
 from app.settings import (
     BACKENDS,
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--headless", action="store_true", help="run without a window")
     add("--output", help="record to a .mp4/.mkv/.mov file or a folder of PNG frames")
+    add("--overwrite", action="store_true", help="replace the --output file if it exists")
     add(
         "--output-mbps",
         dest="output_mbps",
@@ -209,10 +210,27 @@ def _write_json_atomic(path: str, data: dict) -> None:
         json.dump(data, fh, indent=2)
 
 
-def _check_output_paths(settings: Settings) -> None:
+def _check_output_paths(settings: Settings, overwrite: bool = False) -> None:
+    """Refuses outputs that cannot be written, that are an input, or that exist (the recording,
+    unless ``overwrite``).
+
+    Raises:
+        SettingsError: the reason, in one sentence.
+    """
+    from app.media.destination import DestinationError, check_destination
+
     for label, path in (("--stats-json", settings.stats_json), ("--output", settings.output)):
         if path and not Path(path).expanduser().resolve().parent.is_dir():
             raise SettingsError(f"{label}: the folder of '{path}' does not exist.")
+    inputs = [settings.source, settings.background.path, settings.checkpoint]
+    try:
+        if settings.output:
+            check_destination(settings.output, inputs, overwrite=overwrite)
+        if settings.stats_json:
+            others = [*inputs, settings.output]
+            check_destination(settings.stats_json, others, overwrite=True, label="--stats-json")
+    except DestinationError as exc:
+        raise SettingsError(str(exc)) from None
     if settings.stats_json and Path(settings.stats_json).expanduser().is_dir():
         raise SettingsError(
             f"--stats-json: '{settings.stats_json}' is a folder; give a file name such as "
@@ -277,9 +295,13 @@ def _run_headless(settings: Settings, vcam_backend: str | None, stop: threading.
         _say("interrupted; nothing was recorded.")
         return 0
 
+    cut_short = []  # the recording stopped before the run did (a full disk)
+
     def on_event(event: Event) -> None:
         if event.kind is not EventKind.PROGRESS:  # state: what the source delivers, when it ends
             _say(event.text())
+        if event.kind is EventKind.ERROR and event.field is Field.OUTPUT:
+            cut_short.append(event.message)
 
     t_start = time.time()
     pipeline = Pipeline(settings, on_event=on_event, vcam_backend=vcam_backend)
@@ -322,9 +344,13 @@ def _run_headless(settings: Settings, vcam_backend: str | None, stop: threading.
         except OSError as exc:
             _say(f"cannot write the statistics to '{settings.stats_json}' ({exc.strerror or exc}).")
             code = 1
+    if stats.source_state is SourceState.ERROR:
+        code = EXIT_USAGE  # the input could not be read to the end; the reason was printed
     if settings.output:
         out = Path(settings.output).expanduser()
-        if out.exists() and out.stat().st_mtime >= t_start - 1:
+        if cut_short:
+            code = max(code, 1)  # the recording stopped early; its message said what was kept
+        elif out.exists() and out.stat().st_mtime >= t_start - 1:
             _say(f"wrote {settings.output} ({stats.frames_out} frames)")
         elif stats.frames_out == 0:
             _say(f"nothing was recorded to {settings.output}: no frame came out.")
@@ -370,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         settings.validate()
-        _check_output_paths(settings)
+        _check_output_paths(settings, getattr(ns, "overwrite", False))
     except SettingsError as exc:
         _say(str(exc))
         return EXIT_USAGE

@@ -203,9 +203,14 @@ def test_folder_fps_loop_and_resize(folder: Path) -> None:
     assert int(frames[12][30, 5, 0]) == 0  # started over
 
 
-def test_folder_images_of_another_size_are_fitted(folder: Path) -> None:
+def test_folder_images_of_another_size_are_refused_unless_a_size_is_asked(folder: Path) -> None:
     write_png(folder / "12.png", make_picture(0, 320, 240))
-    with open_source(str(folder), pace="none") as source:
+    with (
+        open_source(str(folder), pace="none") as source,
+        pytest.raises(SourceError, match=r"'12.png' is 320x240 but the first image is"),
+    ):
+        read_all(source)
+    with open_source(str(folder), pace="none", resolution=(W, H)) as source:
         frames = read_all(source)
     assert len(frames) == 13
     assert frames[-1].shape == (H, W, 3)

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from app.media.destination import partial_name
+from app.media.video import VideoWriter
 from app.output.base import OutputError
-from app.output.recorder import Recorder, _VideoWriter
+from app.output.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "tests" / "data" / "signing_320x240.mkv"
@@ -158,17 +159,17 @@ def test_a_file_size_limit_keeps_what_was_recorded_playable(tmp_path: Path, suff
     assert hidden(tmp_path) == []
 
 
-class _FullDisk(_VideoWriter):
+class _FullDisk(VideoWriter):
     """The real writer, until the disk is full after a few frames."""
 
-    def write(self, index: int, frame: np.ndarray, pts: int) -> None:
-        if self.index >= 40:
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        if self.frames_written >= 40:
             raise OSError(errno.ENOSPC, "No space left on device")
-        super().write(index, frame, pts)
+        super().write(rgb, pts)
 
 
 def test_a_full_disk_says_so_and_keeps_the_frames(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("app.output.recorder._VideoWriter", _FullDisk)
+    monkeypatch.setattr("app.output.recorder.VideoWriter", _FullDisk)
     out = tmp_path / "call.mp4"
     rng = np.random.default_rng(0)
     recorder = Recorder(out, 96, 64, 30)

@@ -188,7 +188,8 @@ class VideoFileSource(PathSource):
 class ImageFolderSource(PathSource, IndexedSource):
     """The image files of a folder, in natural name order (``2.png`` before ``10.png``).
 
-    Images of another size than the first are resized to it.
+    The images must all have the first one's size, unless a resolution is asked for (then every
+    image is resized to it).
 
     Args:
         path: the folder.
@@ -226,7 +227,15 @@ class ImageFolderSource(PathSource, IndexedSource):
         self._start((first.shape[1], first.shape[0]), self._requested.fps or DEFAULT_FPS)
 
     def _frame(self, index: int) -> np.ndarray:
-        return read_image_rgb(self._files[index])
+        image = read_image_rgb(self._files[index])
+        if self._requested.resolution is None and image.shape[:2] != (self.height, self.width):
+            # The conversion command's rule: one size for all, or a size asked for.
+            raise SourceError(
+                f"Image '{self._files[index].name}' is {image.shape[1]}x{image.shape[0]} but the "
+                f"first image is {self.width}x{self.height}; give a resolution (--resolution "
+                "WxH) to bring all images to one size."
+            )
+        return image
 
     def _close(self) -> None:
         self._files = ()

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from app.media import FOLDER_FPS as IMAGE_FOLDER_FPS
 from app.media import IMAGE_SUFFIXES, reason
+from app.media.destination import DestinationError, check_destination
 from app.media.video import FrameReader
 
 from .convert_io import (
@@ -164,6 +165,7 @@ def _check_request(
     output_video_mbps: float | None,
     seq_chunk: int,
     num_workers: int,
+    overwrite: bool = True,
 ) -> _Request:
     """Validates every argument that does not need the model; raises ConvertError."""
     if output_type not in OUTPUT_TYPES:
@@ -206,10 +208,10 @@ def _check_request(
             f"Input {source} does not exist; give a video file or a folder of images."
         )
     for kind, path in outputs.items():
-        if path.resolve() == source.resolve():
-            raise ConvertError(
-                f"The {kind} output {path} is the input; give the output another path."
-            )
+        try:
+            check_destination(path, [source], overwrite=overwrite, label=f"The {kind} output")
+        except DestinationError as e:
+            raise ConvertError(str(e)) from None
         check_output(path, output_type)
     return _Request(
         source=source,
@@ -270,6 +272,7 @@ def convert_video(
     progress: bool = True,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    overwrite: bool = True,
 ) -> None:
     """Mattes a video file or a folder of images with ``model`` and writes the chosen outputs.
 
@@ -290,6 +293,8 @@ def convert_video(
         progress: show a progress bar on stderr.
         device: where the network runs; taken from the model's parameters when None.
         dtype: input dtype of the network; taken from the model's parameters when None.
+        overwrite: outputs that exist may be replaced (the command line asks for
+            ``--overwrite``); an output that is the input is refused either way.
 
     Raises:
         ConvertError: an argument is invalid, the input cannot be read, an output cannot be written,
@@ -307,6 +312,7 @@ def convert_video(
         output_video_mbps,
         seq_chunk,
         num_workers,
+        overwrite,
     )
     device, dtype = _device_dtype(model, device, dtype)
     source = open_input(req.source, req.resize, req.num_workers)
@@ -331,6 +337,8 @@ def convert_video(
                     sink = VideoOutput(path, source.width, source.height, source.fps, req.mbps)
                 else:
                     sink = PngOutput(path)
+            except DestinationError as e:  # another run is writing it
+                raise ConvertError(str(e)) from None
             except OSError as e:
                 raise ConvertError(f"Cannot write {path} ({reason(e)}).") from None
             sinks.append(sink)
@@ -449,6 +457,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-chunk", type=int, default=1)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--disable-progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     return p
 
 
@@ -487,6 +496,7 @@ def _run(args: argparse.Namespace) -> int:
             args.output_video_mbps,
             args.seq_chunk,
             args.num_workers,
+            args.overwrite,
         )
         device = resolve_device(args.device)
         dtype = resolve_dtype(args.precision, device)
@@ -511,6 +521,7 @@ def _run(args: argparse.Namespace) -> int:
             output_alpha=args.output_alpha,
             output_foreground=args.output_foreground,
             output_video_mbps=args.output_video_mbps,
+            overwrite=args.overwrite,
             seq_chunk=args.seq_chunk,
             num_workers=args.num_workers,
             progress=not args.disable_progress,

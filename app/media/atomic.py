@@ -1,7 +1,10 @@
 """Files and folders written under a hidden temporary name and renamed into place when complete.
 
 A reader never sees a half-written output: until :meth:`AtomicPath.commit` the destination keeps
-what it held before (or stays absent), and a failure removes the temporary file.
+what it held before (or stays absent), and a failure removes the temporary file. The temporary file
+is claimed exclusively (:func:`app.media.destination.claim`): a second writer to the same
+destination is refused while the first one writes, and partial files of earlier runs that ended
+without finishing are found on the way (:attr:`AtomicPath.stale`).
 """
 
 from __future__ import annotations
@@ -14,27 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-
-def _read_umask() -> int:
-    """The process umask, read without changing it (``os.umask`` would race with other threads)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
-
-
-_UMASK = _read_umask()
+from app.media.destination import claim
 
 
 class AtomicPath:
     """A temporary file or folder beside ``dest`` that becomes ``dest`` on :meth:`commit`.
 
     The temporary name is hidden (``.NAME.XXXX.part`` plus the destination's suffix, so encoders
-    that pick a format by suffix still see it) and gets the permissions a new file would get. As a
-    context manager it commits when the block completes and discards when it raises.
+    that pick a format by suffix still see it) and gets the permissions a new file would get (see
+    :func:`~app.media.destination.claim`). As a context manager it commits when the block
+    completes and discards when it raises.
 
     Args:
         dest: the final path; its folder must exist.
@@ -44,32 +36,25 @@ class AtomicPath:
 
     Raises:
         OSError: the temporary file cannot be created.
+        app.media.destination.DestinationError: another writer is writing ``dest`` now.
     """
 
     def __init__(self, dest: str | os.PathLike[str], *, folder: bool | None = False) -> None:
         self.dest = Path(dest)
         self.folder = folder
         self.committed = False
-        parent = self.dest.parent
-        prefix = f".{self.dest.name}."
+        self._claim = claim(self.dest, folder=folder is not False)
+        self.stale = self._claim.stale
         self._work: Path | None = None
         if folder is None:
-            self._work = Path(tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".part"))
+            self._work = self._claim.temp
             self.temp = self._work / self.dest.name
-            return
-        if folder:
-            self.temp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".part"))
         else:
-            fd, name = tempfile.mkstemp(
-                dir=parent, prefix=prefix, suffix=f".part{self.dest.suffix}"
-            )
-            os.close(fd)
-            self.temp = Path(name)
-        try:
-            os.chmod(self.temp, (0o777 if folder else 0o666) & ~_UMASK)
-        except BaseException:
-            self.discard()
-            raise
+            self.temp = self._claim.temp
+
+    def stale_note(self) -> str:
+        """One sentence on partial files of earlier runs beside the destination, else empty."""
+        return self._claim.stale_note()
 
     def commit(self) -> None:
         """Renames the temporary file or folder to the destination, replacing what was there.
@@ -100,6 +85,7 @@ class AtomicPath:
         self.committed = True
         if self._work is not None:
             shutil.rmtree(self._work, ignore_errors=True)
+        self._claim.release()
 
     def discard(self) -> None:
         """Deletes the temporary file or folder; safe to call twice and after :meth:`commit`."""
@@ -111,6 +97,7 @@ class AtomicPath:
             shutil.rmtree(self.temp, ignore_errors=True)
         else:
             self.temp.unlink(missing_ok=True)
+        self._claim.release()
 
     def __enter__(self) -> AtomicPath:
         return self

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.media.formats import MediaError
+
 try:
     import fcntl
 except ImportError:  # not POSIX
@@ -33,7 +35,7 @@ except ImportError:  # not POSIX
 PART = ".part"
 
 
-class DestinationError(ValueError):
+class DestinationError(MediaError):
     """An output cannot go where it was asked to; the message says why and what to do."""
 
 

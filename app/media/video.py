@@ -21,6 +21,7 @@ from app.media.atomic import AtomicPath
 from app.media.formats import FOLDER_FPS, IMAGE_SUFFIXES, MediaError, UnreadableMedia, reason
 from app.media.images import image_files, read_image
 from app.media.images import resize_image as _resize
+from app.media.salvage import FRAGMENTED_MP4
 
 H264_ENCODERS = ("libx264", "libopenh264", "h264_videotoolbox", "h264_mf", "h264")
 _MAX_FPS = 1000.0
@@ -164,6 +165,9 @@ class VideoWriter:
         pix_fmt: ``yuv420p``, ``yuv444p``...; None picks 4:2:0 for even sizes and 4:4:4 else.
         bt709: convert to BT.709 limited range and tag the stream so (players convert back alike).
         container_format: FFmpeg's name of the container, for a file whose suffix does not say.
+        crash_safe: write so that a file cut short (a full disk, a crash) plays up to the cut: a
+            keyframe every second and, in MP4 and MOV, a fragment at each
+            (:mod:`app.media.salvage`); Matroska is read up to a cut anyway.
 
     Raises:
         MediaError: no H.264 encoder.
@@ -183,6 +187,7 @@ class VideoWriter:
         pix_fmt: str | None = None,
         bt709: bool = False,
         container_format: str | None = None,
+        crash_safe: bool = False,
     ) -> None:
         import av
 
@@ -191,12 +196,16 @@ class VideoWriter:
         rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
         if pix_fmt is None:
             pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        self._container = av.open(str(path), mode="w", format=container_format)
+        kind = container_format or Path(path).suffix.lower().lstrip(".")
+        options = FRAGMENTED_MP4 if crash_safe and kind in ("mp4", "mov") else {}
+        self._container = av.open(str(path), mode="w", format=container_format, options=options)
         try:
             stream = self._container.add_stream(encoder, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             if mbps is not None:
                 stream.bit_rate = int(mbps * 1_000_000)
+            if crash_safe:
+                stream.codec_context.gop_size = max(1, round(float(rate)))
             options = {}
             if stream.codec_context.name == "libx264":
                 options = {"preset": preset} if preset else {}

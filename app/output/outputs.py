@@ -67,6 +67,9 @@ class Outputs:
             mbps=s.output_mbps,
             rgba=s.background.has_alpha,
         )
+        for note in self.recorder.notes:  # earlier unfinished files, a size the encoder changed
+            event = Event(EventKind.WARNING, note, field=Field.OUTPUT, path=str(self.recorder.path))
+            self._emit(event)
 
     def open_vcam(self, s: Settings, source: FrameSource) -> None:
         """Turns the virtual camera on; without a driver it stays off and says what to install."""
@@ -170,4 +173,8 @@ class Outputs:
             self._emit(Event(EventKind.ERROR, message, field=Field.VIRTUAL_CAM))
         elif sink is self.recorder:
             self.recorder = None
+            try:  # what was recorded is kept (a full disk), or the partial file goes
+                sink.close()
+            except OutputError as exc:
+                message = str(exc)  # says what became of the file
             self._recording_error(message, str(sink.path))

@@ -2,12 +2,19 @@
 
 Frames are encoded on writer threads behind a bounded queue: the caller never waits for the
 encoder unless the queue is full, and then it waits rather than lose a frame. Everything is written
-under a hidden temporary name beside the destination and renamed into place by :meth:`close`, so an
-interrupted run never leaves a file that looks complete.
+under a hidden partial name beside the destination, claimed exclusively (a second run recording to
+the same destination is refused), and renamed into place by :meth:`close`, so an interrupted run
+never leaves a file that looks complete.
+
+A video that stops abruptly stays playable: ``.mp4`` and ``.mov`` are written as fragmented MP4
+(one fragment per second), ``.mkv`` is Matroska. When the disk fills up the recording stops, what
+was written is trimmed to its last complete fragment and renamed into place, and the error says so.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import queue
 import threading
@@ -17,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from app.media import AtomicPath, MediaError
+from app.media.destination import DestinationError
 from app.media.images import write_image
+from app.media.salvage import trim_fragments
 from app.media.video import VideoWriter
 from app.output.base import OutputError, Sink
 
@@ -26,6 +35,11 @@ __all__ = ["CONTAINERS", "Recorder", "unused_path"]
 CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
 
 _DONE = object()
+_FULL = {  # the disk, the user's quota or the file system's size limit is reached
+    errno.ENOSPC: "The disk is full",
+    errno.EDQUOT: "The disk quota is used up",
+    errno.EFBIG: "The file has reached the largest size allowed here",
+}
 _FLUSH_TIMEOUT = 120.0
 
 
@@ -117,6 +131,8 @@ class Recorder(Sink):
         self._t0: float | None = None
         self._count_lock = threading.Lock()
         self._error: str | None = None
+        self._full = ""  # why the disk took no more (see _FULL); what was written is kept
+        self._incomplete: list[Path] = []  # pictures a full disk cut short
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._temp = self._make_temp()
         try:
@@ -139,6 +155,25 @@ class Recorder(Sink):
         """Where the recording grows until :meth:`close` renames it into place."""
         return self._temp.temp
 
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know from the start, one sentence each: unfinished files of
+        earlier runs beside this one, a size the encoder had to change."""
+        notes = [self._temp.stale_note()]
+        even_w, even_h = self.width - self.width % 2, self.height - self.height % 2
+        if self.is_video and (even_w, even_h) != (self.width, self.height):
+            lost = " and ".join(
+                part
+                for part, odd in (("column", even_w != self.width), ("row", even_h != self.height))
+                if odd
+            )
+            notes.append(
+                f"The recording is {even_w}x{even_h}: H.264 video needs even sizes, so the last "
+                f"{lost} of the {self.width}x{self.height} frames are left out; record to a "
+                "folder (PNG frames) to keep every pixel."
+            )
+        return [n for n in notes if n]
+
     def _fail(self, reason: str) -> OutputError:
         return OutputError(
             f"Cannot write the recording '{self.path}' ({reason}); choose another place."
@@ -156,6 +191,8 @@ class Recorder(Sink):
                     f"Folder '{self.path}' already holds files; record into an empty or new folder."
                 )
             return AtomicPath(self.path, folder=not self.is_video)
+        except DestinationError as exc:
+            raise OutputError(str(exc)) from None
         except OSError as exc:
             raise self._fail(exc.strerror or type(exc).__name__) from None
 
@@ -177,6 +214,7 @@ class Recorder(Sink):
                 pix_fmt="yuv420p",
                 bt709=True,
                 container_format=CONTAINERS[self.path.suffix.lower()],
+                crash_safe=True,
             )
         except MediaError as exc:
             raise OutputError(f"{exc}; record to a folder (PNG frames) instead.") from None
@@ -187,7 +225,12 @@ class Recorder(Sink):
         if self._video is not None:
             self._video.write(frame, pts)  # one writer thread keeps the order
         else:  # a numbered sequence keeps no time
-            write_image(self._temp.temp / f"{index:05d}.png", frame, fast=True)
+            file = self._temp.temp / f"{index:05d}.png"
+            try:
+                write_image(file, frame, fast=True)
+            except OSError:
+                self._incomplete.append(file)
+                raise
 
     def _run(self) -> None:
         even_h, even_w = self.height - self.height % 2, self.width - self.width % 2
@@ -205,9 +248,16 @@ class Recorder(Sink):
                 with self._count_lock:
                     self.frames_written += 1
             except Exception as exc:
+                if isinstance(exc, OSError) and exc.errno in _FULL:
+                    self._full = _FULL[exc.errno]
                 self._error = str(exc) or type(exc).__name__
 
     def _send(self, frame: np.ndarray, timestamp: float | None) -> None:
+        if self._full:
+            raise OutputError(
+                f"{self._full}: the recording '{self.path.name}' stopped; what was recorded until "
+                "then is kept."
+            )
         if self._error is not None:
             raise self._fail(self._error)
         with self._count_lock:
@@ -231,10 +281,15 @@ class Recorder(Sink):
             if self._video is not None:
                 self._video.abandon()
             raise self._fail(f"the writer did not finish within {_FLUSH_TIMEOUT:g} s")
+        if self._full:
+            self._salvage()
         if self._video is not None and self._error is None:
             try:
                 self._video.close()
             except Exception as exc:
+                if isinstance(exc, OSError) and exc.errno in _FULL:
+                    self._full = _FULL[exc.errno]
+                    self._salvage()
                 self._error = str(exc) or type(exc).__name__
         elif self._video is not None:
             self._video.abandon()
@@ -249,3 +304,29 @@ class Recorder(Sink):
         except OSError as exc:
             self._temp.discard()
             raise self._fail(exc.strerror or type(exc).__name__) from None
+
+    def _salvage(self) -> None:
+        """Keeps what was written before the disk filled up, playable, under the final name.
+
+        Raises:
+            OutputError: always; it says what was kept.
+        """
+        if self._video is not None:
+            self._video.abandon()
+        with contextlib.suppress(OSError):
+            if self._video is not None and self.path.suffix.lower() in (".mp4", ".mov"):
+                trim_fragments(self._temp.temp)
+            for file in self._incomplete:
+                file.unlink(missing_ok=True)
+        if self.frames_written == 0:
+            self._temp.discard()
+            raise OutputError(f"{self._full}: nothing could be recorded to '{self.path}'.")
+        try:
+            self._temp.commit()
+        except OSError as exc:
+            self._temp.discard()
+            raise self._fail(exc.strerror or type(exc).__name__) from None
+        raise OutputError(
+            f"{self._full}: the recording stopped after {self.frames_written} frames; what was "
+            f"recorded until then is saved in '{self.path}'. Free some space to record again."
+        )
