@@ -274,12 +274,12 @@ def _child(seconds: float, out: Path, work: Path) -> None:
             next_switch += SWITCH_EVERY_S
         time.sleep(0.005)
     pipeline = window.pipeline
-    stats = pipeline.stats().to_dict() if pipeline is not None else {}
     preview_frames = window.preview.frames_shown
     window.close()
     for _ in range(20):
         app.processEvents()
         time.sleep(0.05)
+    stats = pipeline.stats().to_dict() if pipeline is not None else {}  # after the last frame
     samples.append((time.monotonic() - start, rss_bytes() / MB))
     frames_out = int(stats.get("frames_out", 0))
     recorded = 0
