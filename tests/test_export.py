@@ -15,11 +15,17 @@ import torch
 from app.capture.synthetic import make_frames
 from app.matting import export
 from app.matting.convert import ConvertError, convert_video
+from app.matting.export import TORCHSCRIPT_NOTICE
 from app.matting.model import MattingNetwork
 from app.media.video import read_video
 from tests.fakes import write_clip
 
-pytestmark = pytest.mark.slow  # runs the official network
+pytestmark = [
+    pytest.mark.slow,  # runs the official network
+    # The exported TorchScript is loaded and frozen as users do; torch's notice that TorchScript
+    # is deprecated is not news here.
+    pytest.mark.filterwarnings(f"ignore:{TORCHSCRIPT_NOTICE}:DeprecationWarning"),
+]
 
 MAX_ABS = 5e-4
 MEAN_ABS = 1e-6

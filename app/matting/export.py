@@ -18,9 +18,11 @@ Outputs are written under a temporary name beside the destination and renamed wh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,17 +124,24 @@ def _precision(precision: str) -> torch.dtype:
         raise ExportError(str(e)) from None
 
 
-def script(model: nn.Module) -> torch.jit.ScriptModule:
-    """``torch.jit.script(model)`` without torch's deprecation notice for it.
+#: torch's notice that TorchScript (``torch.jit.script``, ``save``, ``load``, ``freeze``) is
+#: deprecated. TorchScript is the format RVM publishes and the one :func:`export_torchscript`
+#: writes; torch 2.10 and later repeat the notice for every submodule compiled (over a hundred for
+#: this network), which buries any other warning.
+TORCHSCRIPT_NOTICE = r"`torch\.jit\.\w+` is deprecated"
 
-    TorchScript is the format RVM publishes and the one :func:`export_torchscript` writes; torch
-    2.10 and later warn that ``torch.jit.script`` is deprecated once for every submodule it
-    compiles (over a hundred for this network), which buries any other warning.
-    """
+
+@contextlib.contextmanager
+def torchscript_quietly() -> Iterator[None]:
+    """Runs TorchScript calls without torch's deprecation notice for them (other warnings pass)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning
-        )
+        warnings.filterwarnings("ignore", message=TORCHSCRIPT_NOTICE, category=DeprecationWarning)
+        yield
+
+
+def script(model: nn.Module) -> torch.jit.ScriptModule:
+    """``torch.jit.script(model)`` without torch's deprecation notice for it."""
+    with torchscript_quietly():
         return torch.jit.script(model)
 
 
@@ -159,7 +168,7 @@ def export_torchscript(
     dest = Path(output)
     net = _copy_for_export(model, dtype)
     scripted = script(net)
-    with _destination(dest) as out:
+    with _destination(dest) as out, torchscript_quietly():
         torch.jit.save(scripted, str(out.temp))
     return dest
 
