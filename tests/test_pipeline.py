@@ -337,7 +337,10 @@ def test_a_frame_the_network_fails_on_is_skipped_without_stalling(no_leftover_th
     ]
 
 
-def test_aligned_mode_sends_every_camera_frame_in_order(no_leftover_threads) -> None:
+def test_aligned_mode_sends_every_camera_frame_in_order(no_leftover_threads, monkeypatch) -> None:
+    # Mattes late on a busy machine would hide the person (app.compose.privacy); here only the
+    # order and the cut-out matter.
+    monkeypatch.setattr("app.compose.privacy.MATTE_AGE_LIMIT_S", 60.0)
     s = Settings(
         source="synthetic:640x480@30",
         pace="realtime",

@@ -87,12 +87,12 @@ def faulty(kind: str) -> Callable[[Settings], MattingEngine]:
     return factory
 
 
-def live_run(kind: str) -> tuple[list, list]:
+def live_run(kind: str, sync: str = "smooth") -> tuple[list, list]:
     settings = Settings(
         source=str(CLIP),
         pace="realtime",
         fps=15,
-        sync="smooth",
+        sync=sync,
         hold_fps=False,
         background=Background.parse("color:#ff00ff"),
         device="cpu",
@@ -109,9 +109,12 @@ def live_run(kind: str) -> tuple[list, list]:
     return packets, events
 
 
-@pytest.mark.parametrize("kind", ["stall", "raise", "nan"])
-def test_a_failing_engine_never_shows_the_room(own_mattes, kind: str) -> None:
-    packets, events = live_run(kind)
+@pytest.mark.parametrize(
+    ("kind", "sync"),
+    [("stall", "smooth"), ("raise", "smooth"), ("nan", "smooth"), ("raise", "aligned")],
+)
+def test_a_failing_engine_never_shows_the_room(own_mattes, kind: str, sync: str) -> None:
+    packets, events = live_run(kind, sync)
     assert len(packets) > 20
     leaks = [v for p in packets if (v := leak(p, own_mattes)) is not None]
     assert len(leaks) > 0.8 * len(packets)
