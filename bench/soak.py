@@ -159,7 +159,7 @@ def _child(seconds: float, out: Path, work: Path) -> None:
         was_lost = False
 
         @classmethod
-        def from_spec(cls, target: str, **kwargs: object) -> SoakCamera:
+        def from_spec(cls, target: str, request: object) -> SoakCamera:
             return cls(resolution=(640, 480), fps=15)
 
         def _open(self) -> None:
