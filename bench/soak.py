@@ -297,7 +297,7 @@ def _child(seconds: float, out: Path, work: Path) -> None:
         "recorded_frames": recorded,
         "vcam_frames": sum(d.count for d in drivers),
         "leaks": leaks,
-        "losses": losses[0],
+        "losses": losses[0] - int(SoakCamera.was_lost),  # one still under way had no time to end
         "recoveries": losses[1],
         "switches": switches,
         "preview_frames": preview_frames,
