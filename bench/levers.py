@@ -21,10 +21,11 @@ import torch
 from torch.nn import functional as F
 
 from app.capture.synthetic import SyntheticSource
-from app.matting import fast
+from app.matting import fast, tuning
 from app.matting.engine import torch_runner
 from app.matting.factory import create_model
-from app.matting.fast import FastRunner, tune_allocator
+from app.matting.fast import FastRunner
+from app.matting.tuning import tune_allocator
 from bench.common import Section, load_average, median, table
 
 WIDTH, HEIGHT, RATIO = 1280, 720, 0.375
@@ -51,13 +52,13 @@ def _glibc_defaults() -> contextlib.AbstractContextManager:
     @contextlib.contextmanager
     def scope() -> Iterator[None]:
         libc = ctypes.CDLL(None)
-        libc.mallopt(fast.M_MMAP_THRESHOLD, 128 * 1024)
-        libc.mallopt(fast.M_TRIM_THRESHOLD, 128 * 1024)
+        libc.mallopt(tuning.M_MMAP_THRESHOLD, 128 * 1024)
+        libc.mallopt(tuning.M_TRIM_THRESHOLD, 128 * 1024)
         try:
             yield
         finally:
-            libc.mallopt(fast.M_MMAP_THRESHOLD, 1 << 30)
-            libc.mallopt(fast.M_TRIM_THRESHOLD, 1 << 30)
+            libc.mallopt(tuning.M_MMAP_THRESHOLD, 1 << 30)
+            libc.mallopt(tuning.M_TRIM_THRESHOLD, 1 << 30)
 
     return scope()
 

@@ -9,16 +9,10 @@ import torch
 
 from app.capture.synthetic import make_clip
 from app.matting.engine import MattingEngine, build_engine, torch_runner
-from app.matting.fast import (
-    FastMattingNetwork,
-    FastRunner,
-    FusedConv,
-    ThreadTuner,
-    fold_batchnorm,
-    fuse_activations,
-    tune_allocator,
-)
+from app.matting.fast import FastMattingNetwork, FastRunner
+from app.matting.fusion import FusedConv, fold_batchnorm, fuse_activations
 from app.matting.model import MattingNetwork
+from app.matting.tuning import ThreadTuner, tune_allocator
 from tests.parity import assert_matches_official
 
 

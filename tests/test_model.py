@@ -13,8 +13,8 @@ from app.capture.synthetic import make_clip
 from app.matting.engine import torch_runner
 from app.matting.export import script
 from app.matting.model import MattingNetwork
-from app.matting.model.network import downsample
 from app.matting.onnx_import import OnnxImportError, state_dict_from_onnx
+from app.resize import downsample
 from tests.fakes import to_tensor_batch
 from tests.parity import assert_matches_official
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from app.matting.resize import downsample_area, downsample_bilinear, upsample_bilinear
+from app.resize import downsample_area, downsample_bilinear, upsample_bilinear
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from app.matting.resize import downsample_area, upsample_bilinear
+from app.resize import downsample_area, upsample_bilinear
 from app.settings import GREEN_SCREEN, Background
 
 __all__ = [

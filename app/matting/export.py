@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from app.media import AtomicPath
+from app.resize import downsample
 
 from .factory import DTYPES, EngineError, create_model, dtype_of
 from .model import MattingNetwork
@@ -54,13 +54,7 @@ class _ResizeByRatio(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, ratio: Tensor) -> Tensor:
-        return F.interpolate(
-            x,
-            scale_factor=float(ratio.reshape(-1)[0]),
-            mode="bilinear",
-            align_corners=False,
-            recompute_scale_factor=False,
-        )
+        return downsample(x, float(ratio.reshape(-1)[0]))
 
     @staticmethod
     def symbolic(g: Any, x: Any, ratio: Any) -> Any:
@@ -78,30 +72,16 @@ class _ResizeByRatio(torch.autograd.Function):
         )
 
 
-class OnnxGraph(nn.Module):
+class OnnxNetwork(MattingNetwork):
     """The network with the official ONNX interface: the ratio is a ``[1]`` float32 tensor.
 
-    Args:
-        net: the network to wrap (its weights are shared, not copied).
+    The forward pass is the network's; its :meth:`downsample` hook resizes by the ratio tensor,
+    so that the ratio stays a graph input. Build it with :func:`_copy_for_export`.
     """
 
-    def __init__(self, net: MattingNetwork):
-        super().__init__()
-        self.net = net
-
-    def forward(
-        self, src: Tensor, r1: Tensor, r2: Tensor, r3: Tensor, r4: Tensor, downsample_ratio: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Mattes one frame batch ``[B, 3, H, W]``; returns fgr, pha and the new state."""
-        net = self.net
-        src_sm = _ResizeByRatio.apply(src, downsample_ratio)
-        f1, f2, f3, f4 = net.backbone(src_sm)
-        f4 = net.aspp(f4)
-        hid, r1, r2, r3, r4 = net.decoder(src_sm, f1, f2, f3, f4, r1, r2, r3, r4, 1)
-        fgr_res, pha = net.project_mat(hid).split([3, 1], dim=1)
-        fgr_res, pha = net.refiner(src, src_sm, fgr_res, pha, hid)
-        fgr = (fgr_res + src).clamp(0.0, 1.0)
-        return fgr, pha.clamp(0.0, 1.0), r1, r2, r3, r4
+    def downsample(self, x: Tensor, ratio: Tensor) -> Tensor:
+        """The frames at the internal size, as one ``Resize`` node scaled by ``ratio``."""
+        return _ResizeByRatio.apply(x, ratio)
 
 
 def _destination(dest: Path) -> AtomicPath:
@@ -200,7 +180,8 @@ def export_onnx(
     if opset < MIN_OPSET:
         raise ExportError(f"Opset {opset} is too old; give {MIN_OPSET} or newer.")
     dest = Path(output)
-    graph = OnnxGraph(_copy_for_export(model, dtype)).eval()
+    graph = _copy_for_export(model, dtype, OnnxNetwork)
+    graph.refine_full_res = True  # as in the official file: the ratio is not known when tracing
     src = torch.rand(1, 3, 144, 176, dtype=dtype)
     zero = torch.zeros(1, 1, 1, 1, dtype=dtype)
     ratio = torch.tensor([0.5], dtype=torch.float32)
@@ -231,22 +212,14 @@ def export_onnx(
     return dest
 
 
-def _copy_for_export(model: MattingNetwork, dtype: torch.dtype) -> MattingNetwork:
-    """A CPU copy of ``model`` in eval mode with ``dtype`` parameters; the model is untouched."""
-    net = MattingNetwork(model.variant, refiner=_refiner_name(model))
-    net.load_state_dict(model.state_dict())
-    if hasattr(model, "refine_full_res"):
-        net.refine_full_res = model.refine_full_res
-    return net.eval().to(dtype=dtype)
-
-
-def _refiner_name(model: MattingNetwork) -> str:
-    from .model.network import REFINERS
-
-    for name, cls in REFINERS.items():
-        if type(model.refiner) is cls:
-            return name
-    raise ExportError(f"Unknown refiner {type(model.refiner).__name__}.")
+def _copy_for_export(
+    model: MattingNetwork, dtype: torch.dtype, cls: type[MattingNetwork] = MattingNetwork
+) -> MattingNetwork:
+    """A CPU copy of ``model`` as a ``cls``, in eval mode with ``dtype`` parameters; the model is
+    untouched."""
+    net = cls(model.variant, refiner=model.refiner_name)
+    net.copy_from(model)
+    return net.eval().to(device="cpu", dtype=dtype)
 
 
 # --- command line --------------------------------------------------------------------------------

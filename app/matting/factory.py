@@ -168,7 +168,8 @@ def create_model(
 
         model = MattingNetwork(variant, refiner=refiner).to(device=dev, dtype=dtype)
     if fast and dev.type == "cpu" and dtype == torch.float32:
-        from .fast import FastMattingNetwork, tune_allocator
+        from .fast import FastMattingNetwork
+        from .tuning import tune_allocator
 
         tune_allocator()
         return FastMattingNetwork(model)

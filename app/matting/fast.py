@@ -1,177 +1,37 @@
-"""Faster inference for the RVM network, built from a loaded network without touching its modules.
+"""Faster inference for the RVM network on the CPU, built from a loaded network without changing it.
 
 What changes against running :class:`~app.matting.model.MattingNetwork` as it is:
 
-- Every BatchNorm is folded into the convolution before it (a copy of the network; the original
-  keeps the official state_dict layout).
+- Every BatchNorm is folded into the convolution before it, and each convolution runs with its
+  activation as one oneDNN call (:mod:`app.matting.fusion`), in a copy of the network; the
+  original keeps the official state_dict layout.
+- The frames are downsampled through OpenCV where it is exact (:mod:`app.resize`) and the
+  network runs in the channels-last layout.
 - The deep guided filter runs its four box filters as one 16-channel pass and does the full-size
   work in as few passes as possible: the residual ``+ src`` of the foreground is folded into the
   low-resolution coefficient ``A`` (bilinear resizing keeps ``A + 1 = resize(A) + 1``), ``A`` and
   ``b`` are resized together as one 8-channel map, and the output is one multiply-add per channel
-  written straight into place and clamped there. On the CPU the resize goes through OpenCV
-  (:mod:`app.matting.resize`), several times faster than PyTorch's kernel.
+  written straight into place and clamped there. On the CPU the resize goes through OpenCV,
+  several times faster than PyTorch's kernel.
+- :class:`FastRunner` tunes the thread count while it runs (:mod:`app.matting.tuning`).
 
 The numbers stay those of the network: the differences are float rounding (``tests/test_fast.py``).
 """
 
 from __future__ import annotations
 
-import copy
-import ctypes
-import statistics
-import sys
 import time
-from collections import deque
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from app.resize import downsample_bilinear, upsample_bilinear
+
+from .fusion import fold_batchnorm, fuse_activations
 from .model import MattingNetwork
-from .model.network import restore_time
 from .model.refiner import DeepGuidedFilterRefiner
-from .resize import downsample_bilinear, upsample_bilinear
-
-
-def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    conv.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1), requires_grad=False)
-    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias, requires_grad=False)
-
-
-def fold_batchnorm(module: nn.Module) -> int:
-    """Folds each eval-mode BatchNorm into the convolution registered just before it, in place.
-
-    A BatchNorm is folded when it directly follows a ``Conv2d`` with as many output channels among
-    its parent's children (``Sequential`` layers, or ``convN``/``bnN`` attribute pairs); it is then
-    replaced by an identity.
-
-    Returns:
-        How many BatchNorm layers were folded.
-    """
-    folded = 0
-    for parent in list(module.modules()):
-        prev = None
-        for name, child in list(parent.named_children()):
-            if (
-                isinstance(child, nn.BatchNorm2d)
-                and isinstance(prev, nn.Conv2d)
-                and prev.out_channels == child.num_features
-                and not child.training
-            ):
-                _fold(prev, child)
-                setattr(parent, name, nn.Identity())
-                folded += 1
-            prev = child
-    return folded
-
-
-_ACTIVATIONS = {
-    nn.ReLU: "relu",
-    nn.Hardswish: "hardswish",
-    nn.Sigmoid: "sigmoid",
-    nn.Tanh: "tanh",
-    nn.Hardsigmoid: "hardsigmoid",
-}
-
-
-def _pointwise_op() -> object | None:
-    """oneDNN's convolution with a fused activation, when this PyTorch build has it."""
-    mkldnn = getattr(torch.ops, "mkldnn", None)
-    try:
-        op = mkldnn._convolution_pointwise.default  # type: ignore[union-attr]
-        x = torch.rand(1, 2, 4, 4)
-        op(x, torch.ones(2, 2, 1, 1), None, [0, 0], [1, 1], [1, 1], 1, "relu", [], "")
-    except (AttributeError, RuntimeError):
-        return None
-    return op
-
-
-class FusedConv(nn.Module):
-    """A convolution and the activation after it as one oneDNN call (plain PyTorch without oneDNN).
-
-    Args:
-        conv: the convolution (weights shared, not copied).
-        act: ``relu``, ``hardswish``, ``sigmoid``, ``tanh``, ``hardsigmoid`` or None.
-        op: the fused operator, or None to run ``conv`` and the activation separately.
-    """
-
-    def __init__(self, conv: nn.Conv2d, act: str | None, op: object | None):
-        super().__init__()
-        if isinstance(conv.padding, str):
-            raise ValueError("FusedConv needs numeric padding.")
-        self.weight = conv.weight
-        self.bias = conv.bias
-        self.padding = list(conv.padding)
-        self.stride = list(conv.stride)
-        self.dilation = list(conv.dilation)
-        self.groups = conv.groups
-        self.act = act or "none"
-        self._op = op
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self._op is not None and x.device.type == "cpu" and x.dtype == torch.float32:
-            return self._op(
-                x,
-                self.weight,
-                self.bias,
-                self.padding,
-                self.stride,
-                self.dilation,
-                self.groups,
-                self.act,
-                [],
-                "",
-            )
-        y = F.conv2d(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
-        if self.act == "relu":
-            return F.relu(y)
-        if self.act == "hardswish":
-            return F.hardswish(y)
-        if self.act == "sigmoid":
-            return torch.sigmoid(y)
-        if self.act == "tanh":
-            return torch.tanh(y)
-        if self.act == "hardsigmoid":
-            return F.hardsigmoid(y)
-        return y
-
-
-def fuse_activations(module: nn.Module) -> int:
-    """Replaces convolutions by :class:`FusedConv`, taking in the activation that follows them.
-
-    Inside a ``Sequential`` the activation after a convolution (identities in between skipped,
-    as left by :func:`fold_batchnorm`) is merged into it and replaced by an identity. Other
-    convolutions become a :class:`FusedConv` without activation. Does nothing when this
-    PyTorch build lacks oneDNN's fused convolution.
-
-    Returns:
-        How many activations were merged.
-    """
-    op = _pointwise_op()
-    if op is None:
-        return 0
-    merged = 0
-    for parent in list(module.modules()):
-        children = list(parent.named_children())
-        for i, (name, child) in enumerate(children):
-            if not isinstance(child, nn.Conv2d) or isinstance(child.padding, str):
-                continue
-            act_name = None
-            if isinstance(parent, nn.Sequential):
-                nxt = next(
-                    ((n, c) for n, c in children[i + 1 :] if not isinstance(c, nn.Identity)), None
-                )
-                if nxt is not None and type(nxt[1]) in _ACTIVATIONS:
-                    act_name = _ACTIVATIONS[type(nxt[1])]
-                    setattr(parent, nxt[0], nn.Identity())
-                    merged += 1
-            setattr(parent, name, FusedConv(child, act_name, op))
-    return merged
+from .tuning import ThreadTuner
 
 
 class FusedGuidedFilter(nn.Module):
@@ -215,24 +75,26 @@ class FusedGuidedFilter(nn.Module):
         return fgr_out, pha_out
 
 
-class FastMattingNetwork(nn.Module):
-    """Same interface and numbers as :class:`MattingNetwork` (matting pass only), run faster.
+class FastMattingNetwork(MattingNetwork):
+    """Same interface and numbers as :class:`MattingNetwork`, run faster on the CPU in float32.
+
+    The forward pass is the network's; the two hooks differ: :meth:`downsample` goes through
+    OpenCV and hands the backbone channels-last frames, :meth:`refine` runs the fused guided
+    filter.
 
     Args:
         net: a loaded network; it is copied, never changed.
+        channels_last: run the convolutions in the channels-last layout.
+        fuse: fold activations into the convolutions.
     """
 
     def __init__(self, net: MattingNetwork, channels_last: bool = True, fuse: bool = True):
-        super().__init__()
-        net = copy.deepcopy(net).eval()
-        fold_batchnorm(net)
-        self.backbone = net.backbone
-        self.aspp = net.aspp
-        self.decoder = net.decoder
-        self.project_mat = net.project_mat
-        self.fused = isinstance(net.refiner, DeepGuidedFilterRefiner)
-        self.refiner = FusedGuidedFilter(net.refiner) if self.fused else net.refiner
-        self.refine_full_res = net.refine_full_res
+        super().__init__(net.variant, net.refiner_name)
+        self.copy_from(net)
+        self.eval()
+        fold_batchnorm(self)
+        if isinstance(self.refiner, DeepGuidedFilterRefiner):
+            self.refiner = FusedGuidedFilter(self.refiner)
         self.channels_last = channels_last
         if fuse:
             fuse_activations(self)
@@ -240,98 +102,20 @@ class FastMattingNetwork(nn.Module):
             self.to(memory_format=torch.channels_last)
         self.eval().requires_grad_(False)
 
-    def forward(
-        self,
-        src: Tensor,
-        r1: Tensor | None = None,
-        r2: Tensor | None = None,
-        r3: Tensor | None = None,
-        r4: Tensor | None = None,
-        downsample_ratio: float = 1.0,
-    ) -> list[Tensor]:
-        """Mattes ``src`` (``[B, 3, H, W]`` or ``[B, T, 3, H, W]``); see ``MattingNetwork``."""
-        t = src.shape[1] if src.dim() == 5 else 1
-        x = src.flatten(0, 1) if src.dim() == 5 else src
-        x_sm = downsample_bilinear(x, downsample_ratio)
+    def downsample(self, x: Tensor, ratio: float) -> Tensor:
+        """The frames at the internal size, through OpenCV where exact, channels-last."""
+        x_sm = downsample_bilinear(x, ratio)
         if self.channels_last:
             x_sm = x_sm.contiguous(memory_format=torch.channels_last)
-        f1, f2, f3, f4 = self.backbone(x_sm)
-        f4 = self.aspp(f4)
-        hid, r1, r2, r3, r4 = self.decoder(x_sm, f1, f2, f3, f4, r1, r2, r3, r4, t)
-        fgr_res, pha = self.project_mat(hid).split([3, 1], dim=1)
-        if downsample_ratio != 1.0 or self.refine_full_res:
-            if self.fused:
-                fgr, pha = self.refiner(x, x_sm, fgr_res, pha, hid)
-            else:
-                fgr_res, pha = self.refiner(x, x_sm, fgr_res, pha, hid)
-                fgr, pha = (fgr_res + x).clamp(0.0, 1.0), pha.clamp(0.0, 1.0)
-        else:
-            fgr, pha = (fgr_res + x).clamp(0.0, 1.0), pha.clamp(0.0, 1.0)
-        return [restore_time(fgr, src), restore_time(pha, src), r1, r2, r3, r4]
+        return x_sm
 
-
-class ThreadTuner:
-    """Picks how many intra-op threads the network uses, from the times of the steps it runs.
-
-    More threads are faster on an idle machine; on a busy one (other programs, the app's own
-    compositing thread, the video call) every parallel region waits for a descheduled thread and
-    one thread can be several times faster. The tuner keeps the recent step times of each choice,
-    uses the fastest, and every ``explore_every`` steps runs ``probe`` steps with each other choice
-    so that a change of load is noticed.
-
-    Args:
-        choices: thread counts to choose from.
-        explore_every: steps between two probes of the other choices.
-        probe: steps each other choice runs per probe.
-        history: recent times kept per choice.
-    """
-
-    def __init__(
-        self,
-        choices: Sequence[int],
-        explore_every: int = 60,
-        probe: int = 3,
-        history: int = 6,
-    ):
-        self.choices = tuple(dict.fromkeys(max(1, int(c)) for c in choices))
-        self.explore_every = explore_every
-        self.probe = probe
-        self.history = history
-        self.reset()
-
-    def reset(self) -> None:
-        """Forgets every time (the work changed, e.g. a new frame size)."""
-        self._times: dict[int, deque[float]] = {c: deque(maxlen=self.history) for c in self.choices}
-        self._queue: deque[int] = deque()
-        self._since_probe = 0
-
-    @property
-    def best(self) -> int:
-        """The choice with the lowest median recent time (the first choice before any data)."""
-        timed = {c: statistics.median(t) for c, t in self._times.items() if t}
-        if not timed:
-            return self.choices[0]
-        return min(timed, key=timed.__getitem__)
-
-    def next(self) -> int:
-        """The thread count to run the next step with."""
-        if len(self.choices) == 1:
-            return self.choices[0]
-        if not self._queue:
-            unseen = [c for c in self.choices if len(self._times[c]) < self.probe]
-            if unseen:
-                self._queue.extend(c for c in unseen for _ in range(self.probe))
-            elif self._since_probe >= self.explore_every:
-                best = self.best
-                self._queue.extend(c for c in self.choices if c != best for _ in range(self.probe))
-                self._since_probe = 0
-        return self._queue.popleft() if self._queue else self.best
-
-    def record(self, threads: int, seconds: float) -> None:
-        """Records how long a step with ``threads`` threads took."""
-        if threads in self._times:
-            self._times[threads].append(seconds)
-        self._since_probe += 1
+    def refine(
+        self, src: Tensor, src_sm: Tensor, fgr_res: Tensor, pha: Tensor, hid: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The fused guided filter's final foreground and alpha (or the network's own refiner)."""
+        if isinstance(self.refiner, FusedGuidedFilter):
+            return self.refiner(src, src_sm, fgr_res, pha, hid)
+        return super().refine(src, src_sm, fgr_res, pha, hid)
 
 
 class FastRunner:
@@ -388,46 +172,3 @@ class FastRunner:
         else:
             self.tuner.record(n, time.perf_counter() - start)
         return fgr, pha, new_rec
-
-
-_ALLOCATOR_TUNED = False
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-M_ARENA_MAX = -8
-
-
-def tune_allocator(threshold: int = 1 << 30) -> bool:
-    """Keeps large freed blocks in the process heap for reuse (glibc only; once per process).
-
-    glibc hands blocks above a few megabytes straight back to the system and maps them afresh on
-    the next request, so every frame pays page faults to zero tens of megabytes of full-size maps.
-    Raising the mmap and trim thresholds lets the next frame reuse the memory. The heap keeps its
-    peak size instead of shrinking between frames. All threads share one heap: with a heap per
-    thread (glibc's default) each keeps its own peak, and the resident memory of a long live run
-    kept climbing (``bench/memory.py``).
-
-    Returns:
-        True when the thresholds are set (now or before).
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return True
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    ok = all(
-        mallopt(option, value) == 1
-        for option, value in (
-            (M_ARENA_MAX, 1),
-            (M_MMAP_THRESHOLD, threshold),
-            (M_TRIM_THRESHOLD, threshold),
-        )
-    )
-    _ALLOCATOR_TUNED = ok
-    return ok
