@@ -2,9 +2,10 @@
 
 Decoding, the network and encoding overlap: a reader thread fills a bounded queue with chunks of
 ``seq_chunk`` frames, the calling thread runs the network on them (carrying the recurrent state from
-chunk to chunk), and one writer thread per output encodes from its own bounded queue. Every output
-is written under a temporary name beside its destination and renamed into place only when the whole
-clip is done; a failure or an interrupt deletes it.
+chunk to chunk), and one writer thread per output encodes from its own bounded queue
+(:mod:`app.matting.convert_threads`). Every output is written under a temporary name beside its
+destination and renamed into place only when the whole clip is done; a failure or an interrupt
+deletes it.
 
 Command line (the flags of the original RVM ``inference.py``)::
 
@@ -17,25 +18,22 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import queue
 import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from app.media import FOLDER_FPS as IMAGE_FOLDER_FPS
 from app.media import IMAGE_SUFFIXES, reason
 from app.media.destination import DestinationError, check_destination
-from app.media.video import FrameReader
 
 from .convert_io import (
     VIDEO_CONTAINERS,
@@ -46,6 +44,7 @@ from .convert_io import (
     check_output,
     open_input,
 )
+from .convert_threads import GREEN, Reader, Writer, run_network, write_error
 from .factory import EngineError, create_model, resolve_device, resolve_dtype
 from .ratio import RatioError, check_ratio, conversion_ratio
 from .registry import DEFAULT_VARIANT, DEVICES, PRECISIONS, VARIANTS
@@ -60,83 +59,9 @@ __all__ = [
     "main",
 ]
 
-GREEN = (0.47, 1.0, 0.6)
 DEFAULT_MBPS = 1.0
 OUTPUT_TYPES = ("video", "png_sequence")
-_QUEUE_CHUNKS = 4
-_POLL_S = 0.1
 _JOIN_S = 10.0
-
-
-# --- threads -------------------------------------------------------------------------------------
-
-
-class _Worker(threading.Thread):
-    """A thread that records the exception that ended it."""
-
-    def __init__(self, name: str, stop: threading.Event):
-        super().__init__(name=name, daemon=True)
-        self.stop = stop
-        self.error: BaseException | None = None
-
-    def put(self, q: queue.Queue[Any], item: Any, alive: Callable[[], bool]) -> bool:
-        """Puts ``item`` once there is room; False if stopped or ``alive`` turned false first."""
-        while not self.stop.is_set() and alive():
-            try:
-                q.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-
-class _Reader(_Worker):
-    """Decodes chunks of ``seq_chunk`` frames into ``chunks``; ``None`` marks the end."""
-
-    def __init__(self, source: FrameReader, seq_chunk: int, stop: threading.Event):
-        super().__init__("convert-reader", stop)
-        self.source = source
-        self.seq_chunk = seq_chunk
-        self.chunks: queue.Queue[np.ndarray | None] = queue.Queue(_QUEUE_CHUNKS)
-
-    def run(self) -> None:
-        try:
-            batch: list[np.ndarray] = []
-            for frame in self.source.frames(self.stop):
-                batch.append(frame)
-                if len(batch) == self.seq_chunk:
-                    if not self.put(self.chunks, np.stack(batch), lambda: True):
-                        return
-                    batch = []
-            if batch and not self.put(self.chunks, np.stack(batch), lambda: True):
-                return
-        except BaseException as e:  # handed to the converting thread
-            self.error = e
-        finally:
-            self.source.close()
-        self.put(self.chunks, None, lambda: True)
-
-
-class _Writer(_Worker):
-    """Writes the frame chunks of one output; ``None`` in the queue marks the end."""
-
-    def __init__(self, sink: Output, stop: threading.Event):
-        super().__init__(f"convert-writer-{sink.dest.name}", stop)
-        self.sink = sink
-        self.chunks: queue.Queue[np.ndarray | None] = queue.Queue(_QUEUE_CHUNKS)
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                try:
-                    frames = self.chunks.get(timeout=_POLL_S)
-                except queue.Empty:
-                    continue
-                if frames is None:
-                    return
-                self.sink.write(frames)
-        except BaseException as e:  # handed to the converting thread
-            self.error = e
 
 
 # --- conversion ----------------------------------------------------------------------------------
@@ -239,24 +164,6 @@ def _device_dtype(
     return torch.device(device or param.device), dtype or param.dtype
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """``[1, T, C, H, W]`` in 0..1 -> ``[T, H, W, C]`` uint8 on the CPU."""
-    x = x[0].float().mul(255).round_().clamp_(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-
-
-def _frames_out(
-    kind: str, output_type: str, fgr: torch.Tensor, pha: torch.Tensor, green: torch.Tensor
-) -> np.ndarray:
-    if kind == "composition":
-        if output_type == "png_sequence":
-            return _to_uint8(torch.cat([fgr, pha], dim=2))
-        return _to_uint8(fgr * pha + green * (1 - pha))
-    if kind == "alpha":
-        return _to_uint8(pha.expand(-1, -1, 3, -1, -1) if output_type == "video" else pha)
-    return _to_uint8(fgr)
-
-
 def convert_video(
     model: torch.nn.Module,
     input_source: str | os.PathLike[str],
@@ -326,8 +233,8 @@ def convert_video(
             raise ConvertError(str(e)) from None
     stop = threading.Event()
     sinks: list[Output] = []
-    writers: dict[str, _Writer] = {}
-    reader = _Reader(source, req.seq_chunk, stop)
+    writers: dict[str, Writer] = {}
+    reader = Reader(source, req.seq_chunk, stop)
     bar = tqdm(total=source.count, disable=not progress, unit="frame", dynamic_ncols=True)
     try:
         for kind, path in req.outputs.items():
@@ -342,15 +249,15 @@ def convert_video(
             except OSError as e:
                 raise ConvertError(f"Cannot write {path} ({reason(e)}).") from None
             sinks.append(sink)
-            writers[kind] = _Writer(sink, stop)
+            writers[kind] = Writer(sink, stop)
         for writer in writers.values():
             writer.start()
         reader.start()
-        _run_network(model, reader, writers, req.output_type, ratio, device, dtype, bar)
+        run_network(model, reader, writers, req.output_type, ratio, device, dtype, bar)
         for writer in writers.values():
             writer.join()
             if writer.error is not None:
-                raise _write_error(writer)
+                raise write_error(writer)
         for sink in sinks:
             sink.commit()
     except ConvertError:
@@ -368,63 +275,6 @@ def convert_video(
         for sink in sinks:
             if not sink.committed:
                 sink.abort()
-
-
-def _write_error(writer: _Writer) -> ConvertError:
-    return ConvertError(f"Could not write {writer.sink.dest} ({reason(writer.error)}).")
-
-
-def _run_network(
-    model: torch.nn.Module,
-    reader: _Reader,
-    writers: dict[str, _Writer],
-    output_type: str,
-    ratio: float,
-    device: torch.device,
-    dtype: torch.dtype,
-    bar: tqdm,
-) -> None:
-    """Feeds the reader's chunks through ``model`` and hands the results to the writers."""
-    green = torch.tensor(GREEN, device=device, dtype=dtype).view(1, 1, 3, 1, 1)
-    rec: list[torch.Tensor | None] = [None, None, None, None]
-    done = 0
-    with torch.inference_mode():
-        while True:
-            try:
-                chunk = reader.chunks.get(timeout=_POLL_S)
-            except queue.Empty:
-                _check_writers(writers)
-                if not reader.is_alive() and reader.chunks.empty():
-                    break
-                continue
-            if chunk is None:
-                break
-            src = torch.from_numpy(chunk).to(device, non_blocking=True)
-            src = src.permute(0, 3, 1, 2).unsqueeze(0).to(dtype).div_(255)
-            fgr, pha, *rec = model(src, *rec, float(ratio))
-            for kind, writer in writers.items():
-                frames = _frames_out(kind, output_type, fgr, pha, green)
-                if not writer.put(writer.chunks, frames, writer.is_alive):
-                    raise _write_error(writer)
-            bar.update(chunk.shape[0])
-            done += chunk.shape[0]
-        if reader.error is not None:
-            if isinstance(reader.error, ConvertError):
-                raise reader.error
-            raise ConvertError(
-                f"Could not read {reader.source.path} ({reason(reader.error)})."
-            ) from reader.error
-        if done == 0:
-            raise ConvertError(f"Input {reader.source.path} has no frames.")
-        for writer in writers.values():
-            if not writer.put(writer.chunks, None, writer.is_alive):
-                raise _write_error(writer)
-
-
-def _check_writers(writers: dict[str, _Writer]) -> None:
-    for writer in writers.values():
-        if not writer.is_alive() and writer.error is not None:
-            raise _write_error(writer)
 
 
 # --- command line --------------------------------------------------------------------------------
