@@ -40,7 +40,7 @@ def _taps(size_in: int, size_out: int, ratio: float, device: torch.device) -> li
     return [first_index, second_index, weight]
 
 
-def downsample(x: Tensor, ratio: float) -> Tensor:
+def downsample(x: Tensor, ratio: float, exact: bool = True) -> Tensor:
     """``x`` resized by ``ratio`` bilinearly, as the network sees it (``x`` itself at 1.0).
 
     The output is ``floor(H * ratio) x floor(W * ratio)``, sampled at half-pixel centres mapped
@@ -51,6 +51,8 @@ def downsample(x: Tensor, ratio: float) -> Tensor:
     Args:
         x: frames ``[N, C, H, W]``.
         ratio: scale factor, in (0, 1] for the network.
+        exact: False always uses PyTorch's kernel, for graphs that must convert to formats
+            without ``index_select`` (CoreML); it differs by the float32 rounding of the positions.
 
     Returns:
         The resized frames.
@@ -62,7 +64,7 @@ def downsample(x: Tensor, ratio: float) -> Tensor:
     # At a power-of-two scale (0.5, 0.25, ...) PyTorch's float32 positions are exact already.
     power_of_two = scale == float(int(scale)) and (int(scale) & (int(scale) - 1)) == 0
     precise = x.dtype == torch.float32 or x.dtype == torch.float64
-    if power_of_two or not precise or height < 1 or width < 1:
+    if power_of_two or not precise or not exact or height < 1 or width < 1:
         return F.interpolate(
             x,
             scale_factor=ratio,

@@ -145,8 +145,8 @@ def test_onnx_interface(exported: dict[str, Path]) -> None:
     ):
         model = onnx.load(str(exported[key]))
         graph = model.graph
-        assert [i.name for i in graph.input] == export.INPUT_NAMES
-        assert [o.name for o in graph.output] == export.OUTPUT_NAMES
+        assert tuple(i.name for i in graph.input) == export.INPUT_NAMES
+        assert tuple(o.name for o in graph.output) == export.OUTPUT_NAMES
         assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 12
         types = {i.name: i.type.tensor_type for i in graph.input}
         assert types["src"].elem_type == elem

@@ -32,14 +32,13 @@ from torch import Tensor, nn
 from app.media import AtomicPath
 from app.resize import downsample
 
+from .architecture import INPUT_NAMES, OUTPUT_NAMES
 from .factory import DTYPES, EngineError, create_model, dtype_of
 from .model import MattingNetwork
 from .registry import DEFAULT_VARIANT, VARIANTS
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 12
-INPUT_NAMES = ["src", "r1i", "r2i", "r3i", "r4i", "downsample_ratio"]
-OUTPUT_NAMES = ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
 
 
 class ExportError(ValueError):
@@ -202,8 +201,8 @@ def export_onnx(
                 (src, zero, zero, zero, zero, ratio),
                 str(out.temp),
                 dynamo=False,
-                input_names=INPUT_NAMES,
-                output_names=OUTPUT_NAMES,
+                input_names=list(INPUT_NAMES),
+                output_names=list(OUTPUT_NAMES),
                 opset_version=opset,
                 dynamic_axes=dynamic_axes,
                 do_constant_folding=True,

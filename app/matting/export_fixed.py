@@ -13,9 +13,7 @@ rounding of the sample positions (about 1e-4 of a pixel at 1280 px).
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib
-import itertools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,18 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from app.media import AtomicPath
+from app.resize import downsample
 
+from . import architecture, fusion
 from .export import ExportError
 from .model import MattingNetwork
 from .registry import DEFAULT_VARIANT, VARIANTS
 
-STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
-OUTPUTS = ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")
+# The interface of a fixed-size file: the state at its full shapes, no ratio input.
+STATE_INPUTS = architecture.STATE_INPUTS
+OUTPUTS = architecture.OUTPUT_NAMES
 # The encoder's last stage works at 1/16 of the downsampled frame: one cell needs 16 px.
 MIN_SMALL_SIDE = 16
 MAX_SIDE = 8192
@@ -103,81 +102,71 @@ class FixedShape:
         return shapes
 
 
+class FixedNetwork(MattingNetwork):
+    """The network as the fixed-size exports convert it: plain bilinear downsampling (see the
+    module docstring), always refining. Made by :func:`fold_batchnorm`.
+
+    Attributes:
+        resize: module that downsamples the frame in place of bilinear interpolation, or None.
+    """
+
+    def __init__(self, variant: str, refiner: str):
+        super().__init__(variant, refiner)
+        self.resize: nn.Module | None = None
+
+    def downsample(self, x: Tensor, ratio: float) -> Tensor:
+        """The frames at the internal size, through ``resize`` or PyTorch's bilinear kernel."""
+        if self.resize is not None:
+            return self.resize(x)
+        return downsample(x, ratio, exact=False)
+
+
 class FixedGraph(nn.Module):
-    """The network at one frame size and ratio, always refining (like the official exports).
+    """The network at one frame size and ratio, with the fixed-size exports' interface.
 
     Args:
-        net: the network (weights shared, not copied).
+        net: the network from :func:`fold_batchnorm` (shared, not copied).
         ratio: the downsample ratio built into the graph.
         scale: factor for ``fgr`` and ``pha`` (255 where they leave as 8-bit images).
-        resize: module that downsamples the frame, in place of bilinear interpolation.
+        resize: module that downsamples the frame, in place of bilinear interpolation (it
+            becomes ``net.resize``).
     """
 
     def __init__(
         self,
-        net: MattingNetwork,
+        net: FixedNetwork,
         ratio: float,
         scale: float = 1.0,
         resize: nn.Module | None = None,
     ):
         super().__init__()
+        net.resize = resize
         self.net = net
         self.ratio = ratio
         self.scale = scale
-        self.resize = resize
 
     def forward(
         self, src: Tensor, r1i: Tensor, r2i: Tensor, r3i: Tensor, r4i: Tensor
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Mattes one frame ``[1, 3, H, W]`` (0..1); returns fgr, pha and the new state."""
-        net = self.net
-        src_sm = src
-        if self.resize is not None:
-            src_sm = self.resize(src)
-        elif self.ratio != 1.0:
-            src_sm = F.interpolate(
-                src,
-                scale_factor=self.ratio,
-                mode="bilinear",
-                align_corners=False,
-                recompute_scale_factor=False,
-            )
-        f1, f2, f3, f4 = net.backbone(src_sm)
-        f4 = net.aspp(f4)
-        hid, r1, r2, r3, r4 = net.decoder(src_sm, f1, f2, f3, f4, r1i, r2i, r3i, r4i, 1)
-        fgr_res, pha = net.project_mat(hid).split([3, 1], dim=1)
-        fgr_res, pha = net.refiner(src, src_sm, fgr_res, pha, hid)
-        fgr = (fgr_res + src).clamp(0.0, 1.0)
-        pha = pha.clamp(0.0, 1.0)
+        fgr, pha, r1, r2, r3, r4 = self.net(src, r1i, r2i, r3i, r4i, self.ratio)
         if self.scale != 1.0:
             fgr, pha = fgr * self.scale, pha * self.scale
         return fgr, pha, r1, r2, r3, r4
 
 
-def fold_batchnorm(model: MattingNetwork) -> MattingNetwork:
-    """A CPU fp32 eval copy of ``model`` with each BatchNorm folded into the convolution before it.
+def fold_batchnorm(model: MattingNetwork) -> FixedNetwork:
+    """A CPU fp32 eval copy of ``model`` for the fixed-size exports, with each BatchNorm folded
+    into the convolution before it (:func:`app.matting.fusion.fold_batchnorm`).
 
     The folded convolutions are the weights an export carries; tests compare the files with them.
     """
-    net = copy.deepcopy(model).float().cpu().eval()
-    for module in net.modules():
-        if not isinstance(module, nn.Sequential):
-            continue
-        children = list(module._modules.items())
-        for (_, conv), (bn_name, bn) in itertools.pairwise(children):
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                _fold(conv, bn)
-                module._modules[bn_name] = nn.Identity()
+    net = FixedNetwork(model.variant, model.refiner_name)
+    net.copy_from(model)
+    net = net.float().cpu().eval()
+    net.refine_full_res = True  # like the official exports
+    fusion.fold_batchnorm(net)
     return net
-
-
-@torch.no_grad()
-def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    assert bn.running_var is not None and bn.running_mean is not None
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
 
 
 def require(module: str, extra: str, what: str) -> ModuleType:

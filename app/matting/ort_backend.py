@@ -19,10 +19,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from .architecture import INPUT_NAMES, OUTPUT_NAMES, STATE_INPUTS
+
 _ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16}
 _NUMPY_TYPES = {torch.float32: np.float32, torch.float16: np.float16}
-_STATE_IN = ("r1i", "r2i", "r3i", "r4i")
-_OUTPUTS = ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")
 
 
 class OrtBackendError(RuntimeError):
@@ -92,11 +92,10 @@ class OrtRunner:
             raise OrtBackendError("ONNX Runtime could not start its CUDA provider; use the CPU.")
         inputs = {i.name: i for i in self._session.get_inputs()}
         names = {o.name for o in self._session.get_outputs()}
-        expected = ("src", *_STATE_IN, "downsample_ratio")
-        if set(expected) - set(inputs) or set(_OUTPUTS) - names:
+        if set(INPUT_NAMES) - set(inputs) or set(OUTPUT_NAMES) - names:
             raise OrtBackendError(
-                f"{self.path} is not an RVM model: it needs inputs {', '.join(expected)} and "
-                f"outputs {', '.join(_OUTPUTS)}."
+                f"{self.path} is not an RVM model: it needs inputs {', '.join(INPUT_NAMES)} and "
+                f"outputs {', '.join(OUTPUT_NAMES)}."
             )
         self.dtype = _ORT_TYPES.get(inputs["src"].type)
         if self.dtype is None:
@@ -153,12 +152,12 @@ class OrtRunner:
             state = [r.to(device=self.device, dtype=self.dtype).contiguous() for r in rec]
         self._key = key
         self._bind("src", src)
-        for name, tensor in zip(_STATE_IN, state, strict=True):
+        for name, tensor in zip(STATE_INPUTS, state, strict=True):
             self._bind(name, tensor)
         self._binding.bind_cpu_input(
             "downsample_ratio", np.array([downsample_ratio], dtype=np.float32)
         )
-        for name in _OUTPUTS:
+        for name in OUTPUT_NAMES:
             self._binding.bind_output(name, self.device.type, self._device_id)
         self._session.run_with_iobinding(self._binding)
         outs = [torch.from_dlpack(v) for v in self._binding.get_outputs()]

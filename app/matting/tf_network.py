@@ -24,31 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-# The official interface (same names as app.matting.export, which needs PyTorch to import).
-INPUT_NAMES = ("src", "r1i", "r2i", "r3i", "r4i", "downsample_ratio")
-OUTPUT_NAMES = ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")
+from .architecture import INPUT_NAMES, MEAN, MOBILENET_BLOCKS, OUTPUT_NAMES, STD
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
-# in, kernel, expanded, out, squeeze-excite, hardswish, stride, dilation (MobileNetV3-Large)
-MOBILENET_BLOCKS = (
-    (16, 3, 16, 16, False, False, 1, 1),
-    (16, 3, 64, 24, False, False, 2, 1),
-    (24, 3, 72, 24, False, False, 1, 1),
-    (24, 5, 72, 40, True, False, 2, 1),
-    (40, 5, 120, 40, True, False, 1, 1),
-    (40, 5, 120, 40, True, False, 1, 1),
-    (40, 3, 240, 80, False, True, 2, 1),
-    (80, 3, 200, 80, False, True, 1, 1),
-    (80, 3, 184, 80, False, True, 1, 1),
-    (80, 3, 184, 80, False, True, 1, 1),
-    (80, 3, 480, 112, True, True, 1, 1),
-    (112, 3, 672, 112, True, True, 1, 1),
-    (112, 5, 672, 160, True, True, 1, 2),
-    (160, 5, 960, 160, True, True, 1, 2),
-    (160, 5, 960, 160, True, True, 1, 2),
-)
 RESNET_STAGES = ((3, 1, 1), (4, 2, 1), (6, 2, 1), (3, 1, 2))  # blocks, stride, dilation
 
 # Tensors smaller than this stay float32 when the weights are stored in less precision: the

@@ -9,28 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-BN_EPS = 0.001
+from ..architecture import MEAN, MOBILENET_BLOCKS, STD
 
-# in, kernel, expanded, out, squeeze-excite, hardswish, stride, dilation
-BLOCKS = (
-    (16, 3, 16, 16, False, False, 1, 1),
-    (16, 3, 64, 24, False, False, 2, 1),
-    (24, 3, 72, 24, False, False, 1, 1),
-    (24, 5, 72, 40, True, False, 2, 1),
-    (40, 5, 120, 40, True, False, 1, 1),
-    (40, 5, 120, 40, True, False, 1, 1),
-    (40, 3, 240, 80, False, True, 2, 1),
-    (80, 3, 200, 80, False, True, 1, 1),
-    (80, 3, 184, 80, False, True, 1, 1),
-    (80, 3, 184, 80, False, True, 1, 1),
-    (80, 3, 480, 112, True, True, 1, 1),
-    (112, 3, 672, 112, True, True, 1, 1),
-    (112, 5, 672, 160, True, True, 1, 2),
-    (160, 5, 960, 160, True, True, 1, 2),
-    (160, 5, 960, 160, True, True, 1, 2),
-)
+BN_EPS = 0.001
 
 
 def round_channels(value: float, divisor: int = 8) -> int:
@@ -128,7 +109,7 @@ class MobileNetV3LargeEncoder(nn.Module):
     def __init__(self):
         super().__init__()
         layers: list[nn.Module] = [conv_bn(3, 16, 3, stride=2, act=nn.Hardswish())]
-        layers += [InvertedResidual(*cfg) for cfg in BLOCKS]
+        layers += [InvertedResidual(*cfg) for cfg in MOBILENET_BLOCKS]
         layers.append(conv_bn(160, 960, 1, act=nn.Hardswish()))
         self.features = nn.Sequential(*layers)
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
