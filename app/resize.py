@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 
-def _taps(size_in: int, size_out: int, ratio: float, device: torch.device) -> list[Tensor]:
+def bilinear_taps(size_in: int, size_out: int, ratio: float, device: torch.device) -> list[Tensor]:
     """Bilinear source taps along one axis: first index, second index, weight of the second.
 
     The half-pixel position ``(i + 0.5) / ratio - 0.5`` is computed in float64. PyTorch's float32
@@ -44,9 +44,9 @@ def downsample(x: Tensor, ratio: float, exact: bool = True) -> Tensor:
     """``x`` resized by ``ratio`` bilinearly, as the network sees it (``x`` itself at 1.0).
 
     The output is ``floor(H * ratio) x floor(W * ratio)``, sampled at half-pixel centres mapped
-    with ``1 / ratio``. For float32 and float64 the sample positions are computed in float64 (see
-    :func:`_taps`); half precision and power-of-two scales, where PyTorch's positions are exact,
-    use PyTorch's kernel.
+    with ``1 / ratio``. For float32 and float64 the sample positions are computed in float64
+    (see :func:`bilinear_taps`); half precision and power-of-two scales, where PyTorch's
+    positions are exact, use PyTorch's kernel.
 
     Args:
         x: frames ``[N, C, H, W]``.
@@ -73,8 +73,8 @@ def downsample(x: Tensor, ratio: float, exact: bool = True) -> Tensor:
             recompute_scale_factor=False,
         )
     n, c, h, w = x.shape
-    y0, y1, wy = _taps(h, height, ratio, x.device)
-    x0, x1, wx = _taps(w, width, ratio, x.device)
+    y0, y1, wy = bilinear_taps(h, height, ratio, x.device)
+    x0, x1, wx = bilinear_taps(w, width, ratio, x.device)
     # Gathering along dim 1 of a contiguous 3D view copies whole rows: PyTorch's fast case.
     # (torch.lerp with a broadcast weight is many times slower than this multiply-add.)
     planes = x.reshape(n * c, h, w)

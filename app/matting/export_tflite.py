@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from app.resize import bilinear_taps
+
 from .export import ExportError
 from .export_fixed import (
     OUTPUTS,
@@ -40,7 +42,6 @@ from .export_fixed import (
     require,
 )
 from .model import MattingNetwork
-from .model.network import _taps
 
 EXTRA = "tflite"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -53,7 +54,7 @@ class TapsResize(nn.Module):
     TFLite's bilinear resize takes its scale from the sizes (``H / floor(H * ratio)``), which is
     not ``1 / ratio`` when ``H * ratio`` is not whole (320x180 at 0.375: 180 / 67): the frame
     would be sampled off the network's positions and ``fgr`` would differ by up to 0.1. Gathering
-    the network's taps (positions in float64, :func:`app.matting.model.network.downsample`) keeps
+    the network's taps (positions in float64, :func:`app.resize.downsample`) keeps
     the numbers the network's at every size.
 
     Args:
@@ -64,8 +65,8 @@ class TapsResize(nn.Module):
         super().__init__()
         self.size = shape.small
         cpu = torch.device("cpu")
-        y0, y1, wy = _taps(shape.height, self.size[0], shape.ratio, cpu)
-        x0, x1, wx = _taps(shape.width, self.size[1], shape.ratio, cpu)
+        y0, y1, wy = bilinear_taps(shape.height, self.size[0], shape.ratio, cpu)
+        x0, x1, wx = bilinear_taps(shape.width, self.size[1], shape.ratio, cpu)
         for name, t in (("y0", y0), ("y1", y1), ("x0", x0), ("x1", x1)):
             self.register_buffer(name, t.to(torch.int32))
         self.register_buffer("wy", wy.float().view(-1, 1))
