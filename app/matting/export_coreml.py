@@ -24,9 +24,6 @@ Command line::
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -43,6 +40,7 @@ from .export_fixed import (
     FixedShape,
     atomic_output,
     fold_batchnorm,
+    quiet,
     require,
 )
 from .model import MattingNetwork
@@ -57,10 +55,7 @@ EXTRA = "coreml"
 
 
 def _coremltools() -> Any:
-    with warnings.catch_warnings():
-        # coremltools warns about every torch release newer than the one it was tested with.
-        warnings.simplefilter("ignore")
-        return require("coremltools", EXTRA, "CoreML")
+    return require("coremltools", EXTRA, "CoreML")
 
 
 def check_installed() -> None:
@@ -147,11 +142,7 @@ def export_coreml(
     else:
         options["minimum_deployment_target"] = ct.target.iOS14
     # coremltools prints a line per quantized layer to stdout and notes on the graph to its log.
-    log = logging.getLogger("coremltools")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with quiet("coremltools"):
         mlmodel = ct.convert(
             traced,
             inputs=inputs,
@@ -168,7 +159,6 @@ def export_coreml(
             from coremltools.models.neural_network import quantization_utils
 
             mlmodel = quantization_utils.quantize_weights(mlmodel, nbits=16)
-    log.setLevel(level)
     _describe(mlmodel, model, shape, precision)
     with atomic_output(dest) as tmp:
         mlmodel.save(str(tmp))

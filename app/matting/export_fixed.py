@@ -13,8 +13,12 @@ rounding of the sample positions (about 1e-4 of a pixel at 1280 px).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -181,13 +185,34 @@ def require(module: str, extra: str, what: str) -> ModuleType:
         ExportError: the module is not installed; the message says how to install it.
     """
     try:
-        return importlib.import_module(module)
+        with warnings.catch_warnings():
+            # The converters warn about every torch release newer than the one they were tested on.
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
     except ImportError:
         raise ExportError(
             f"The {what} export needs the optional package '{module}', which is not installed: "
             f"pip install -e '.[{extra}]' (or use the export environment made by "
             f"`make export-env`: .venv-export/bin/python -m app.matting.export ...)."
         ) from None
+
+
+@contextmanager
+def quiet(logger: str | None = None) -> Iterator[None]:
+    """Keeps a converter's progress lines, warnings and log notes out of the user's terminal.
+
+    Args:
+        logger: the converter's logger, held to errors meanwhile; None: the root logger.
+    """
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
 
 
 @contextmanager

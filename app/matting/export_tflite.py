@@ -18,13 +18,8 @@ Command line::
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
-import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +34,7 @@ from .export_fixed import (
     FixedShape,
     atomic_output,
     fold_batchnorm,
+    quiet,
     require,
 )
 from .model import MattingNetwork
@@ -104,13 +100,7 @@ class ChannelsLastGraph(nn.Module):
 def check_installed() -> None:
     """Raises ExportError when litert-torch or the LiteRT quantizer is not installed."""
     for module in ("litert_torch", "ai_edge_quantizer"):
-        _quiet_import(module)
-
-
-def _quiet_import(module: str) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return require(module, EXTRA, "TFLite")
+        require(module, EXTRA, "TFLite")
 
 
 def check_options(output: Path, precision: str, model_type: str | None = None) -> None:
@@ -145,14 +135,14 @@ def export_tflite(
     dest = Path(output)
     check_options(dest, precision)
     shape.check()
-    litert_torch = _quiet_import("litert_torch")
+    litert_torch = require("litert_torch", EXTRA, "TFLite")
     net = fold_batchnorm(model)
     resize = TapsResize(shape) if shape.ratio != 1.0 else None
     graph = ChannelsLastGraph(FixedGraph(net, shape.ratio, resize=resize)).eval()
     sample = {"src": torch.rand(1, shape.height, shape.width, 3)}
     for name, (n, c, h, w) in zip(STATE_INPUTS, shape.state_shapes(net), strict=True):
         sample[name] = torch.zeros(n, h, w, c)
-    with _quiet():
+    with quiet():
         flatbuffer = litert_torch.convert(graph, sample_kwargs=sample).model_content()
         if precision != "fp32":
             flatbuffer = _quantize(flatbuffer, precision)
@@ -163,7 +153,7 @@ def export_tflite(
 
 def _quantize(flatbuffer: bytes, precision: str) -> bytes:
     """fp16 or dynamic-range int8 weights of the convolutions, by the LiteRT quantizer."""
-    _quiet_import("ai_edge_quantizer")
+    require("ai_edge_quantizer", EXTRA, "TFLite")
     from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe
 
     qt = quantizer.Quantizer(flatbuffer)
@@ -179,17 +169,3 @@ def _quantize(flatbuffer: bytes, precision: str) -> bytes:
     else:
         qt.load_quantization_recipe(recipe.dynamic_wi8_afp32())
     return bytes(qt.quantize().quantized_model)
-
-
-@contextlib.contextmanager
-def _quiet() -> Any:
-    """Keeps the converter's progress lines and notes off stdout and the log."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        root.setLevel(level)
