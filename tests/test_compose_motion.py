@@ -58,7 +58,7 @@ def test_carried_matte_lands_on_the_moved_disc(motion):
     frame1, alpha1 = _scene(*end)
     carrier = MotionCarrier()
     flow = carrier.flow(thumbnail(frame1), thumbnail(frame0))
-    carried = carrier.carry(_matte(frame0, alpha0), flow)[..., 0]
+    carried = carrier.carry(_matte(frame0, alpha0), flow)
     cx, cy = _centre(carried)
     assert abs(cx - end[0]) <= 1.0 and abs(cy - end[1]) <= 1.0
     # The pasted (not carried) matte is off by the whole motion; the carried one by far less.
@@ -81,15 +81,6 @@ def test_between_blends_the_mattes_on_either_side():
     blended = carrier.between(None, before, after, 0.25)  # no motion followed: a plain blend
     expected = 0.75 * frames[0][1] + 0.25 * frames[2][1]
     assert np.abs(blended.pha - expected).max() < 1e-5
-
-
-def test_planes_pack_alpha_and_offset():
-    frame, alpha = _scene(100.0, 90.0)
-    matte = _matte(frame, alpha)
-    planes = matte.planes()
-    assert planes.shape == (*frame.shape[:2], 4) and planes.dtype == np.float32
-    assert np.array_equal(planes[..., 0], matte.pha)
-    assert np.array_equal(planes[..., 1:], matte.offset.astype(np.float32))
 
 
 def test_host_matte_from_planes_checks_its_planes():

@@ -47,7 +47,6 @@ class HostMatte:
         self.alpha = _u8(self.pha)
         self.alpha.flags.writeable = False  # shared by every frame composited with this matte
         self._mirrored_alpha: np.ndarray | None = None
-        self._planes: np.ndarray | None = None
 
     @classmethod
     def from_planes(cls, pha: np.ndarray, offset: np.ndarray) -> HostMatte:
@@ -67,14 +66,7 @@ class HostMatte:
         matte.alpha = _u8(pha)
         matte.alpha.flags.writeable = False
         matte._mirrored_alpha = None
-        matte._planes = None
         return matte
-
-    def planes(self) -> np.ndarray:
-        """Alpha and offset as one ``H x W x 4`` float32 image (for resampling all in one pass)."""
-        if self._planes is None:
-            self._planes = cv2.merge([self.pha, *cv2.split(self.offset.astype(np.float32))])
-        return self._planes
 
     def alpha_u8(self, mirror: bool = False) -> np.ndarray:
         """The matte as ``H x W`` uint8, flipped horizontally with ``mirror``; read-only."""
