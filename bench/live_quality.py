@@ -297,7 +297,7 @@ def run(quick: bool = False) -> Section:
             print(f"  {config.name} [{name}]: {r}", flush=True)
     peer_rows = {name: peers.run_all(data[name], ideals[name]) for name in ("A", "B")}
     replays = {
-        (name, every): replay.replay(data[name], ideals[name], every)
+        (name, every): replay.cached_replay(data[name], ideals[name], every)
         for name in ("A", "B")
         for every in ((2,) if quick else (2, 3))
     }

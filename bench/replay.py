@@ -17,6 +17,10 @@ Edge-band error and stability as in :mod:`bench.live_quality`.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
 
 from app.capture.base import Frame
@@ -49,6 +53,30 @@ def _matte(engine: MattingEngine, footage: fo.Footage, i: int) -> _Prepared:
     image = np.array(footage.frames[i])
     m = engine.step(image, t=i / 30)
     return _Prepared(Frame(image, i, i / 30), HostMatte(image, m.fgr, m.pha))
+
+
+def _code_key() -> str:
+    """A digest of the code that makes the replayed frames (a change invalidates the cache)."""
+    import app.compose.align as align
+    import app.compose.motion as motion
+
+    h = hashlib.sha256()
+    for module in (align, motion):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cached_replay(
+    footage: fo.Footage, ideal: fo.Ideal, every: int, long_side: int = 256
+) -> dict[str, tuple[float, float, float, int]]:
+    """:func:`replay`, kept beside the footage until the carrying code changes."""
+    cache = fo.cache_dir() / f"replay_{footage.name}.json"
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    key = f"{_code_key()}-{every}-{long_side}"
+    if key not in known:
+        known[key] = replay(footage, ideal, every, long_side)
+        cache.write_text(json.dumps(known, indent=1))
+    return {mode: tuple(v) for mode, v in known[key].items()}
 
 
 def replay(
