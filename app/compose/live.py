@@ -285,6 +285,8 @@ class ComposeWorker:
                 else:
                     continue
                 for out_frame, cache in ready:
+                    if s.max_frames is not None and self.frames_out >= s.max_frames:
+                        break
                     self._deliver(out_frame, cache, s)
                 if s.max_frames is not None and self.frames_out >= s.max_frames:
                     break
