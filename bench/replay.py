@@ -67,54 +67,61 @@ def _code_key() -> str:
 
 
 def cached_replay(
-    footage: fo.Footage, ideal: fo.Ideal, every: int, long_side: int = 256
-) -> dict[str, tuple[float, float, float, int]]:
+    footage: fo.Footage, ideal: fo.Ideal, everies: tuple[int, ...], long_side: int = 256
+) -> dict[int, dict[str, tuple[float, float, float, int]]]:
     """:func:`replay`, kept beside the footage until the carrying code changes."""
     cache = fo.cache_dir() / f"replay_{footage.name}.json"
     known = json.loads(cache.read_text()) if cache.is_file() else {}
-    key = f"{_code_key()}-{every}-{long_side}"
+    key = f"{_code_key()}-{'-'.join(map(str, everies))}-{long_side}"
     if key not in known:
-        known[key] = replay(footage, ideal, every, long_side)
+        known[key] = {str(k): v for k, v in replay(footage, ideal, everies, long_side).items()}
         cache.write_text(json.dumps(known, indent=1))
-    return {mode: tuple(v) for mode, v in known[key].items()}
+    return {int(k): {m: tuple(v) for m, v in r.items()} for k, r in known[key].items()}
 
 
 def replay(
-    footage: fo.Footage, ideal: fo.Ideal, every: int, long_side: int = 256
-) -> dict[str, tuple[float, float, float, int]]:
-    """Each mode's edge error mean, p95, stability and frames scored, matting every ``every``-th
-    frame at ``long_side`` pixels on the long side."""
+    footage: fo.Footage, ideal: fo.Ideal, everies: tuple[int, ...], long_side: int = 256
+) -> dict[int, dict[str, tuple[float, float, float, int]]]:
+    """Per schedule (a matte on every ``every``-th frame at ``long_side`` pixels on the long side),
+    each mode's edge error mean, p95, stability and frames scored."""
     n = len(footage.frames)
-    sparse, dense = _engine(footage, long_side), _engine(footage, long_side)
+    dense = _engine(footage, long_side)
     picture = fo.background(*footage.frames.shape[1:3])
-    aligner: FrameAligner[_Prepared] = FrameAligner()
-    mattes: dict[int, _Prepared] = {}
-    scores = {mode: EdgeScore(footage, ideal) for mode in MODES}
+    runs = {
+        every: (
+            _engine(footage, long_side),
+            FrameAligner(),
+            {},
+            {m: EdgeScore(footage, ideal) for m in MODES},
+        )
+        for every in everies
+    }
     for t in range(n):
-        before_i = t - t % every
-        after_i = before_i if before_i == t else before_i + every
-        for i in (before_i, after_i):
-            if i < n and i not in mattes:
-                mattes[i] = _matte(sparse, footage, i)
-        for i in [i for i in mattes if i < before_i - 2 * every]:
-            del mattes[i]
         own = _matte(dense, footage, t)
-        ready = max((i for i in mattes if i + every <= t), default=None)
-        if ready is None:
-            continue
-        before = mattes[before_i]
-        after = mattes.get(after_i)
-        frame = before.frame if before_i == t else Frame(own.frame.image, t, t / 30)
-        for m in (before, after):
-            if m is not None:
-                aligner.add_matte(m)
-        hosts = {
-            "smooth": mattes[ready].host(),
-            "aligned, blended": aligner.matte_for(frame, before, after, follow_motion=False),
-            "aligned": aligner.matte_for(frame, before, after),
-            "aligned, forward only": aligner.matte_for(frame, before, None),
-            "exact": own.host(),
-        }
-        for mode, host in hosts.items():
-            scores[mode].add(t, blend(frame.image, host, picture))
-    return {mode: s.summary() for mode, s in scores.items()}
+        for every, (sparse, aligner, mattes, scores) in runs.items():
+            before_i = t - t % every
+            after_i = before_i if before_i == t else before_i + every
+            for i in (before_i, after_i):
+                if i < n and i not in mattes:
+                    mattes[i] = _matte(sparse, footage, i)
+            for i in [i for i in mattes if i < before_i - 2 * every]:
+                del mattes[i]
+            ready = max((i for i in mattes if i + every <= t), default=None)
+            if ready is None:
+                continue
+            before = mattes[before_i]
+            after = mattes.get(after_i)
+            frame = before.frame if before_i == t else own.frame
+            for m in (before, after):
+                if m is not None:
+                    aligner.add_matte(m)
+            hosts = {
+                "smooth": mattes[ready].host(),
+                "aligned, blended": aligner.matte_for(frame, before, after, follow_motion=False),
+                "aligned": aligner.matte_for(frame, before, after),
+                "aligned, forward only": aligner.matte_for(frame, before, None),
+                "exact": own.host(),
+            }
+            for mode, host in hosts.items():
+                scores[mode].add(t, blend(frame.image, host, picture))
+    return {every: {m: s.summary() for m, s in run[3].items()} for every, run in runs.items()}
