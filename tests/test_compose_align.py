@@ -1,0 +1,82 @@
+"""Aligned sync: which frames go out when, and with which mattes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.capture.base import Frame
+from app.compose.align import FrameAligner
+from app.compose.host import HostMatte
+
+
+class Prepared:
+    """A matte of one frame: an alpha of the frame's index / 10 everywhere."""
+
+    def __init__(self, frame: Frame):
+        self.frame = frame
+        pha = np.full(frame.image.shape[:2], frame.index / 10, np.float32)
+        self._host = HostMatte.from_planes(pha, np.zeros((*pha.shape, 3), np.int16))
+
+    def host(self) -> HostMatte:
+        return self._host
+
+
+def _frames(n: int, size: tuple[int, int] = (24, 32)) -> list[Frame]:
+    return [Frame(np.full((*size, 3), 10 * i, np.uint8), i, i / 30) for i in range(n)]
+
+
+def test_a_frame_waits_for_a_matte_after_it_then_gets_both_sides():
+    frames = _frames(4)
+    aligner: FrameAligner[Prepared] = FrameAligner(max_delay=0.1)
+    first, third = Prepared(frames[0]), Prepared(frames[3])
+    for f in frames:
+        aligner.add_frame(f)
+    aligner.add_matte(first)
+    out = aligner.ready(now=frames[3].t_capture)
+    assert [f.index for f, _, _ in out] == [0], "frames 1-3 wait for a later matte"
+    aligner.add_matte(third)
+    aligner.add_matte(third)  # the same matte twice counts once
+    out = aligner.ready(now=frames[3].t_capture + 0.01)
+    assert [(f.index, b.frame.index, a.frame.index) for f, b, a in out] == [
+        (1, 0, 3),
+        (2, 0, 3),
+        (3, 3, 3),
+    ]
+    assert not aligner.waiting
+    middle = aligner.matte_for(frames[2], first, third, follow_motion=False)
+    assert np.allclose(middle.pha, (1 / 3) * 0.0 + (2 / 3) * 0.3)
+    assert aligner.matte_for(frames[3], first, third) is third.host()
+
+
+def test_a_frame_that_waited_too_long_goes_out_with_the_matte_before_it():
+    frames = _frames(3)
+    aligner: FrameAligner[Prepared] = FrameAligner(max_delay=0.1)
+    aligner.add_matte(Prepared(frames[0]))
+    aligner.add_frame(frames[1])
+    assert aligner.ready(now=frames[1].t_capture + 0.05) == []
+    out = aligner.ready(now=frames[1].t_capture + 0.11)
+    assert [(f.index, b.frame.index, a) for f, b, a in out] == [(1, 0, None)]
+
+
+def test_late_frames_are_dropped_for_newer_ones_and_the_rest_go_out_cheaply():
+    frames = _frames(12)
+    aligner: FrameAligner[Prepared] = FrameAligner(max_delay=0.1, late=0.05)
+    for f in frames:
+        aligner.add_frame(f)
+    aligner.add_matte(Prepared(frames[0]))
+    aligner.add_matte(Prepared(frames[11]))
+    now = frames[11].t_capture + 0.01  # frame 0 is 0.38 s old
+    out = aligner.ready(now)
+    kept = [f.index for f, _, _ in out]
+    assert kept == [i for i in range(12) if now - frames[i].t_capture <= 0.15]
+    assert aligner.dropped == 12 - len(kept)
+    assert aligner.is_late(frames[7], now) and not aligner.is_late(frames[10], now)
+
+
+def test_frames_without_a_matte_of_their_size_are_dropped():
+    aligner: FrameAligner[Prepared] = FrameAligner(max_delay=0.1)
+    small, large = _frames(1)[0], _frames(2, (48, 64))[1]
+    aligner.add_matte(Prepared(small))
+    aligner.add_frame(large)
+    assert aligner.ready(now=large.t_capture + 0.2) == []
+    assert not aligner.waiting
