@@ -24,8 +24,9 @@ TOOLTIPS = {
     "matting": "Frames per second the network cuts out",
     "output": "Frames per second that go to the preview, the virtual camera and the recording",
     "latency": "From camera to screen: usual delay / slowest one frame in twenty",
-    "age": "How much older the matted frame is than the camera frame it is composited with;\n"
-    "the larger it is, the more a quick movement leaves a halo.",
+    "age": "How far in time the nearest matted frame is from the camera frame it is composited\n"
+    "with; in the aligned mode its matte is moved to the frame, in the smooth mode it is not\n"
+    "and the larger it is, the more a quick movement leaves a halo.",
     "device": "Where the network runs, and the size of its numbers",
     "internal": "The picture size the network works at (more is finer, and slower)",
 }
