@@ -329,7 +329,7 @@ def run(quick: bool = False) -> Section:
             )
     section.details.append(table(header, rows))
     replay_rows = [
-        [mode, name, f"every {every}th frame", _fmt(err), _fmt(p95), _fmt(stab), n]
+        [mode, name, f"1 frame in {every}", _fmt(err), _fmt(p95), _fmt(stab), n]
         for (name, every), modes in replays.items()
         for mode, (err, p95, stab, n) in modes.items()
     ]
