@@ -37,6 +37,24 @@ def mattecam(*args: str, cwd: Path | None = None, **kw) -> subprocess.CompletedP
     )
 
 
+def record(
+    source: str, out: Path, *args: str, frames: int = 2, **kw
+) -> subprocess.CompletedProcess:
+    """Records ``frames`` frames of ``source`` into ``out`` in order (no pacing)."""
+    return mattecam(
+        "--source",
+        source,
+        "--pace",
+        "none",
+        "--max-frames",
+        str(frames),
+        *args,
+        "--output",
+        str(out),
+        **kw,
+    )
+
+
 def one_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1, lines
@@ -77,11 +95,10 @@ def test_the_output_is_never_the_input(tmp_path: Path, spelling: str) -> None:
 def test_an_existing_file_is_kept_unless_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "take.mp4"
     out.write_bytes(b"an earlier take")
-    args = ["--source", "synthetic:64x48@30", "--pace", "none", "--max-frames", "3"]
-    done = mattecam(*args, "--output", str(out))
+    done = record("synthetic:64x48@30", out, frames=3)
     assert done.returncode == 2 and "--overwrite" in one_line(done.stderr)
     assert out.read_bytes() == b"an earlier take"
-    done = mattecam(*args, "--output", str(out), "--overwrite")
+    done = record("synthetic:64x48@30", out, "--overwrite", frames=3)
     assert done.returncode == 0, done.stderr
     assert frames_in(out) == 3
 
@@ -114,16 +131,7 @@ def test_a_stale_partial_of_an_earlier_run_is_reported(tmp_path: Path) -> None:
     out = tmp_path / "take.mkv"
     stale = partial_name(out, "0badc0de", folder=False)
     stale.write_bytes(b"\0" * 2_000_000)
-    done = mattecam(
-        "--source",
-        "synthetic:64x48@30",
-        "--pace",
-        "none",
-        "--max-frames",
-        "2",
-        "--output",
-        str(out),
-    )
+    done = record("synthetic:64x48@30", out)
     assert done.returncode == 0, done.stderr
     assert f"Unfinished output of an earlier run beside 'take.mkv': {stale.name} (2.0 MB)" in (
         done.stderr
@@ -140,18 +148,8 @@ def test_a_file_size_limit_keeps_what_was_recorded_playable(tmp_path: Path, suff
     # The file system refuses to let the recording grow (as a full disk does): it stops, what was
     # written before stays playable under its final name, and nothing hidden is left.
     out = tmp_path / f"long{suffix}"
-    done = mattecam(
-        "--source",
-        "synthetic:320x240@30",
-        "--pace",
-        "none",
-        "--max-frames",
-        "400",
-        "--output-mbps",
-        "20",
-        "--output",
-        str(out),
-        preexec_fn=_limit_file_size,
+    done = record(
+        "synthetic:320x240@30", out, "--output-mbps", "20", frames=400, preexec_fn=_limit_file_size
     )
     assert done.returncode == 1, done.stderr
     assert "recording stopped after" in done.stderr and "Traceback" not in done.stderr
@@ -186,16 +184,7 @@ def test_a_full_disk_says_so_and_keeps_the_frames(tmp_path: Path, monkeypatch) -
 
 def test_an_odd_size_is_said(tmp_path: Path) -> None:
     out = tmp_path / "odd.mp4"
-    done = mattecam(
-        "--source",
-        "synthetic:641x479@30",
-        "--pace",
-        "none",
-        "--max-frames",
-        "2",
-        "--output",
-        str(out),
-    )
+    done = record("synthetic:641x479@30", out)
     assert done.returncode == 0, done.stderr
     assert "The recording is 640x478" in done.stderr
     with av.open(str(out)) as container:
