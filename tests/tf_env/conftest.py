@@ -7,7 +7,6 @@ session through the command line; the reference is our PyTorch network on the sa
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,22 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.optional import files_to_skip
+
 NEEDS = {
     "test_savedmodel.py": ("tensorflow", "tf_keras"),
     "test_tfjs.py": ("tensorflow", "tensorflowjs"),
     "test_web.py": ("tensorflow", "tensorflowjs"),
 }
-_missing = {
-    name: [m for m in modules if importlib.util.find_spec(m) is None]
-    for name, modules in NEEDS.items()
-}
-if os.environ.get("MATTECAM_TF_ENV") == "1":
-    _lacking = sorted({m for ms in _missing.values() for m in ms})
-    if _lacking:
-        raise RuntimeError(
-            f"The TensorFlow environment lacks {', '.join(_lacking)}: run `make tf-env` again."
-        )
-collect_ignore = [name for name, missing in _missing.items() if missing]
+collect_ignore = files_to_skip(NEEDS, "MATTECAM_TF_ENV", "TensorFlow environment", "make tf-env")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter, CUDA probe
 
 # Two frame sizes whose downsampled sizes are not whole numbers at either ratio, and odd sizes
