@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.capture.base import Frame
 from app.compose.align import FrameAligner
 from app.compose.host import HostMatte
+from app.matting.worker import Progress
 
 
 class Prepared:
@@ -80,3 +82,42 @@ def test_frames_without_a_matte_of_their_size_are_dropped():
     aligner.add_frame(large)
     assert aligner.ready(now=large.t_capture + 0.2) == []
     assert not aligner.waiting
+
+
+def test_a_frame_goes_out_at_once_when_the_matte_after_it_cannot_come_in_time():
+    frames = _frames(4)
+    aligner: FrameAligner[Prepared] = FrameAligner(max_delay=0.1)
+    aligner.add_matte(Prepared(frames[0]))
+    aligner.add_frame(frames[1])
+    now = frames[1].t_capture + 0.005
+    # Idle, but a step takes 0.12 s: a later matte comes after the frame has waited 0.1 s.
+    out = aligner.ready(now, Progress(None, now, 0.12))
+    assert [(f.index, b.frame.index, a) for f, b, a in out] == [(1, 0, None)]
+
+
+def test_a_frame_waits_when_the_matte_after_it_or_a_nearer_one_before_it_is_on_its_way():
+    frames = _frames(4)
+    now = frames[2].t_capture + 0.005
+    cases = {
+        "its own frame being matted, done soon": Progress(frames[2].t_capture, now + 0.05, 0.12),
+        "a nearer frame being matted, done late": Progress(frames[1].t_capture, now + 0.2, 0.2),
+        "an older frame being matted, quick steps": Progress(frames[0].t_capture, now, 0.03),
+    }
+    for why, progress in cases.items():
+        aligner: FrameAligner[Prepared] = FrameAligner(max_delay=0.1)
+        aligner.add_matte(Prepared(frames[0]))
+        aligner.add_frame(frames[2])
+        assert aligner.ready(now, progress) == [], why
+        out = aligner.ready(frames[2].t_capture + 0.11, progress)
+        assert [f.index for f, _, _ in out] == [2], why
+
+
+def test_the_matting_thread_reports_its_progress():
+    p = Progress(t_capture=1.0, done_at=1.05, step=0.05)
+    assert p.ready_after(0.9, now=1.01) == 1.05  # the frame in progress is new enough
+    assert p.ready_after(1.2, now=1.01) == pytest.approx(1.10)  # one more step after it
+    assert p.matting_between(0.9, 1.2) and not p.matting_between(1.0, 1.2)
+    assert not p.matting_between(None, 0.5) and p.matting_between(None, 1.0)
+    idle = Progress(None, 2.0, 0.05)
+    assert idle.ready_after(1.9, now=2.0) == pytest.approx(2.05)
+    assert not idle.matting_between(None, 3.0)

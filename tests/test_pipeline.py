@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from app.cli import main
 from app.media.video import read_video
 from app.pipeline import Pipeline, PipelineError
 from app.settings import Background, Settings
-from tests.fakes import run_collect, write_clip
+from tests.fakes import fake_engine, run_collect, wait_until, write_clip
 
 pytestmark = pytest.mark.slow  # runs the official network
 
@@ -369,3 +370,34 @@ def test_batch_runs_give_each_frame_its_own_matte_in_every_sync_mode(sync, tmp_p
     assert len(runs[0]) == len(runs[1]) == 6
     for a, b in zip(*runs, strict=True):
         assert np.array_equal(a.composite, b.composite) and np.array_equal(a.alpha, b.alpha)
+
+
+def test_the_matting_thread_tells_which_frame_it_mattes_and_how_long_steps_take(
+    no_leftover_threads,
+) -> None:
+    from app.capture.base import Frame
+    from app.matting.worker import MattingWorker
+
+    engine, go = fake_engine(), threading.Event()
+    runner = engine.runner
+
+    def held(src, rec, ratio):
+        go.wait(10)
+        return runner(src, rec, ratio)
+
+    engine.runner = held
+    s = Settings(source="synthetic:64x48@30", background=Background.parse("green"))
+    worker = MattingWorker(engine, s, fake_engine, lambda e: None, lambda: 30.0)
+    worker.start()
+    try:
+        assert worker.progress().t_capture is None and worker.progress().step == 0
+        frame = Frame(np.zeros((48, 64, 3), np.uint8), 0, time.monotonic())
+        worker.offer(frame, exact=False)
+        assert wait_until(lambda: worker.progress().t_capture == frame.t_capture)
+        time.sleep(0.05)
+        go.set()
+        assert wait_until(lambda: worker.newest() is not None)
+        done = worker.progress()
+        assert done.t_capture is None and done.step >= 0.05
+    finally:
+        worker.stop()

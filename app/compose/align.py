@@ -5,7 +5,8 @@ matte where the person was a matting interval ago. Here each frame is held until
 after it has been matted (at most ``max_delay``), and is then composited with the mattes of the
 matted frames on either side of it, carried to it along the motion
 (:class:`~app.compose.motion.MotionCarrier`) and blended by how near it lies to each. A frame that
-waited ``max_delay`` goes out with the newest matte before it, carried forward. When compositing
+waited ``max_delay``, or whose later matte cannot come within it (the matting thread's progress
+tells), goes out with the newest matte before it, carried forward. When compositing
 falls behind the camera (a busy machine), a frame later than ``max_delay + late`` is dropped when a
 newer one is ready too, so the delay stays bounded, and late frames get the mattes blended instead
 of carried (a fraction of the work).
@@ -21,6 +22,7 @@ import numpy as np
 from app.capture.base import Frame
 from app.compose.host import HostMatte
 from app.compose.motion import MotionCarrier, thumbnail
+from app.matting.worker import Progress
 
 __all__ = ["MAX_DELAY", "FrameAligner"]
 
@@ -77,13 +79,18 @@ class FrameAligner(Generic[M]):
         if all(m is not matte for m, _ in self._mattes):
             self._mattes.append((matte, None))
 
-    def ready(self, now: float) -> list[tuple[Frame, M | None, M | None]]:
+    def ready(
+        self, now: float, progress: Progress | None = None
+    ) -> list[tuple[Frame, M | None, M | None]]:
         """The frames that can go out now, oldest first, with the mattes before and after them.
 
         A frame is ready once a frame at or after it is matted, or once it has waited
-        ``max_delay`` (then only the matte before it is given). Frames with no matte of their size
-        on either side are dropped, and so are frames later than ``max_delay + late`` that have
-        a newer ready frame behind them.
+        ``max_delay`` (then only the matte before it is given). Knowing what the matting thread
+        is doing (``progress``), a frame goes out with the matte before it at once when the
+        matte after it cannot come within ``max_delay`` and no nearer matte before it is on its
+        way: waiting would only add delay. Frames with no matte of their size on either side
+        are dropped, and so are frames later than ``max_delay + late`` that have a newer ready
+        frame behind them.
         """
         out: list[tuple[Frame, M | None, M | None]] = []
         while self._frames:
@@ -93,7 +100,11 @@ class FrameAligner(Generic[M]):
             t = frame.t_capture
             before = next((m for m in reversed(usable) if m.frame.t_capture <= t), None)
             after = next((m for m in usable if m.frame.t_capture >= t), None)
-            if after is None and now - t < self.max_delay:
+            if (
+                after is None
+                and now - t < self.max_delay
+                and not self._hopeless(t, before, progress, now)
+            ):
                 break
             self._frames.popleft()
             if before is not None or after is not None:
@@ -102,6 +113,15 @@ class FrameAligner(Generic[M]):
         keep = [item for item in out[:-1] if item[0].t_capture >= deadline] + out[-1:]
         self.dropped += len(out) - len(keep)
         return keep
+
+    def _hopeless(self, t: float, before: M | None, progress: Progress | None, now: float) -> bool:
+        """Whether a frame taken at ``t`` waits in vain: the matte after it comes too late and
+        ``before`` is the nearest matte before it there will be."""
+        if progress is None or before is None:
+            return False
+        if progress.matting_between(before.frame.t_capture, t):
+            return False
+        return progress.ready_after(t, now) > t + self.max_delay
 
     def is_late(self, frame: Frame, now: float) -> bool:
         """Whether ``frame`` is half ``late`` past ``max_delay`` (it should go out cheaply)."""

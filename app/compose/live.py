@@ -311,7 +311,7 @@ class ComposeWorker:
             aligner.add_matte(self._cache_of(newest))
         return [
             (f, self._carried(f, before, after))
-            for f, before, after in aligner.ready(time.monotonic())
+            for f, before, after in aligner.ready(time.monotonic(), self._matting.progress())
         ]
 
     def _carried(

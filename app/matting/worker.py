@@ -7,6 +7,7 @@ ratio changes and state resets asked for from elsewhere are applied here, betwee
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,34 @@ class Matted:
 
     frame: Frame
     matte: Matte
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the matting thread is doing, for those who wait for its next matte.
+
+    Attributes:
+        t_capture: capture time of the frame being matted; None while the thread is idle.
+        done_at: when the matte in progress is expected (``time.monotonic()``).
+        step: seconds a step has taken lately (0 before the first).
+    """
+
+    t_capture: float | None
+    done_at: float
+    step: float
+
+    def ready_after(self, t: float, now: float) -> float:
+        """The earliest time a matte of a frame taken at or after ``t`` can be ready: the one in
+        progress if its frame is that new, else one more step after it."""
+        if self.t_capture is not None and self.t_capture >= t:
+            return self.done_at
+        return max(now, self.done_at) + self.step
+
+    def matting_between(self, start: float | None, t: float) -> bool:
+        """Whether the frame in progress was taken after ``start`` (None: any time) and at or
+        before ``t``: a matte nearer to ``t`` than the one of ``start`` is on its way."""
+        c = self.t_capture
+        return c is not None and c <= t and (start is None or c > start)
 
 
 class MattingWorker:
@@ -68,6 +97,8 @@ class MattingWorker:
         self._cv = threading.Condition()
         self._newest: Matted | None = None
         self._failed: Frame | None = None  # the newest frame the network could not matte
+        self._busy: tuple[float, float] | None = None  # (frame's capture time, step started)
+        self._step = 0.0
         self._thread = threading.Thread(target=self._run, name="mattecam-matting", daemon=True)
 
     @property
@@ -102,6 +133,14 @@ class MattingWorker:
         """The newest matte, of whichever frame it was."""
         with self._cv:
             return self._newest
+
+    def progress(self) -> Progress:
+        """The frame being matted and when its matte is expected."""
+        with self._cv:
+            busy, step = self._busy, self._step
+        if busy is None:
+            return Progress(None, time.monotonic(), step)
+        return Progress(busy[0], busy[1] + step, step)
 
     def matte_of(self, frame: Frame, timeout: float = 30.0) -> Matted | None:
         """Waits for the matte of ``frame`` (offered with :meth:`offer` ``exact``).
@@ -176,6 +215,9 @@ class MattingWorker:
                 if self.slot.closed:
                     break
                 continue
+            started = time.monotonic()
+            with self._cv:
+                self._busy = (frame.t_capture, started)
             try:
                 matte = self._engine.step(frame.image, t=frame.t_capture)
                 if not usable(matte):
@@ -192,15 +234,17 @@ class MattingWorker:
                     self._emit(event)
                     said = event.text()
                 with self._cv:
-                    self._failed = frame
+                    self._failed, self._busy = frame, None
                     self._cv.notify_all()
                 continue
             said = ""
             self.guard.matting_worked()
             self.meter.tick()
             self.frames_matted += 1
+            took = time.monotonic() - started
             with self._cv:
-                self._newest = Matted(frame, matte)
+                self._newest, self._busy = Matted(frame, matte), None
+                self._step = took if self._step == 0 else 0.7 * self._step + 0.3 * took
                 self._cv.notify_all()
             if self._settings.hold_fps and self._settings.pace != "none":
                 hold.adjust(self._engine, self._camera_fps(), self.meter.rate())
