@@ -188,3 +188,29 @@ def test_holding_the_frame_rate_steps_the_ratio_without_resets(engine) -> None:
     matte = engine.step(clip[2], t=0.2)
     assert engine.resets == resets
     assert matte.pha.shape[-2:] == (360, 640)
+
+
+def test_aligned_sync_holds_fewer_mattes_and_keeps_the_detail(engine) -> None:
+    from app.matting.hold import CARRIED, EVERY_FRAME, RateHolder
+
+    engine.step(make_clip(1, 360, 640, seed=9)[0], t=0.0)
+    hold = RateHolder(interval=0.0)
+    rate = 0.5 * (CARRIED.low + CARRIED.high) * 30.0
+    hold.adjust(engine, camera_fps=30.0, matting_fps=rate, band=CARRIED)
+    assert engine.ratio == pytest.approx(0.75), "enough mattes to carry between frames"
+    hold.adjust(engine, camera_fps=30.0, matting_fps=rate, band=EVERY_FRAME)
+    assert engine.ratio == pytest.approx(0.75 * 0.85), "pasting the newest matte needs more"
+    hold.adjust(
+        engine,
+        camera_fps=30.0,
+        matting_fps=0.9 * CARRIED.low * 30.0,
+        band=CARRIED,
+    )
+    assert engine.ratio == pytest.approx(0.75 * 0.85**2)
+    hold.adjust(
+        engine,
+        camera_fps=30.0,
+        matting_fps=1.1 * CARRIED.high * 30.0,
+        band=CARRIED,
+    )
+    assert engine.ratio == pytest.approx(0.75 * 0.85)

@@ -15,7 +15,7 @@ from app.capture.base import Frame
 from app.compose.privacy import PrivacyGuard, usable
 from app.events import Emit, Event, EventKind, Field
 from app.matting.engine import EngineError, Matte, MattingEngine
-from app.matting.hold import RateHolder
+from app.matting.hold import CARRIED, EVERY_FRAME, RateHolder
 from app.matting.ratio import RatioError
 from app.matting.weights import WeightsError
 from app.settings import Settings
@@ -246,5 +246,7 @@ class MattingWorker:
                 self._newest, self._busy = Matted(frame, matte), None
                 self._step = took if self._step == 0 else 0.7 * self._step + 0.3 * took
                 self._cv.notify_all()
-            if self._settings.hold_fps and self._settings.pace != "none":
-                hold.adjust(self._engine, self._camera_fps(), self.meter.rate())
+            s = self._settings
+            if s.hold_fps and s.pace != "none":
+                band = CARRIED if s.sync == "aligned" else EVERY_FRAME
+                hold.adjust(self._engine, self._camera_fps(), self.meter.rate(), band)
