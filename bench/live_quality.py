@@ -22,6 +22,7 @@ Run ``python -m bench live_quality [--quick]``; it needs ``../shared/data``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -32,10 +33,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
+from app.compose.align import FrameAligner
 from app.compose.live import ComposeWorker, FramePacket
+from app.matting import worker
+from app.matting.hold import EVERY_FRAME, RateBand
 from app.pipeline import Pipeline
 from app.settings import Background, Settings
 from bench import footage as fo
@@ -43,6 +48,9 @@ from bench.common import Row, Section, load_average, percentile, table
 
 GOALS = {"A": 15.0, "B": 20.0, "A+encoder": 18.0}
 WARMUP_S = 12.0
+# (network long side, a matte on every K-th frame) replayed offline
+REPLAY = ((256, 2), (256, 3), (480, 2), (480, 3), (480, 4), (480, 6))
+REPLAY_QUICK = ((256, 2), (480, 3))
 
 
 @dataclass
@@ -235,44 +243,60 @@ def base_settings(footage: fo.Footage, **changes: object) -> Settings:
 
 @dataclass(frozen=True)
 class Config:
-    """One row of the table: settings changes, and what else runs beside the app."""
+    """One row of the table: settings changes, levers switched by patching the app's code (owner,
+    attribute, value), and what else runs beside the app."""
 
     name: str
     changes: dict = field(default_factory=dict)
-    follow_motion: bool = True
+    patches: tuple[tuple[object, str, object], ...] = ()
     record: bool = False
     encoder: bool = False
 
 
+def _always_wait(*args: object) -> bool:
+    return False
+
+
+def _every_frame(*args: object) -> RateBand:
+    return EVERY_FRAME
+
+
 CONFIGS = (
     Config("default (aligned sync)"),
-    Config("aligned, mattes blended without following the motion", follow_motion=False),
-    Config("smooth sync (newest matte at once; the default before)", {"sync": "smooth"}),
+    Config(
+        "aligned, mattes blended without following the motion",
+        patches=((ComposeWorker, "follow_motion", False),),
+    ),
+    Config(
+        "aligned, a matte for nearly every frame at a lower size (the default before)",
+        patches=((worker, "carried_band", _every_frame),),
+    ),
+    Config(
+        "aligned, every frame waits up to 85 ms for the matte after it",
+        patches=((FrameAligner, "_hopeless", _always_wait),),
+    ),
+    Config("smooth sync (newest matte at once)", {"sync": "smooth"}),
     Config("exact sync (each frame its own matte)", {"sync": "exact"}),
     Config("aligned, RVM's ratio (--no-hold-fps)", {"hold_fps": False}),
     Config("default, recording H.264 to a file", record=True),
     Config("default beside the encoder", encoder=True),
     Config("smooth sync beside the encoder", {"sync": "smooth"}, encoder=True),
 )
-QUICK = ("default (aligned sync)", "smooth sync (newest matte at once; the default before)")
+QUICK = ("default (aligned sync)", "smooth sync (newest matte at once)")
 
 
 def measure(config: Config, footage: fo.Footage, ideal: fo.Ideal, warmup: float) -> Result:
     """One configuration on one footage, with its recording or encoder load."""
     changes = dict(config.changes)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         if config.record:
             changes["output"] = os.path.join(tmp, "take.mp4")
         settings = base_settings(footage, **changes)
-        old = ComposeWorker.follow_motion
-        ComposeWorker.follow_motion = config.follow_motion
-        try:
-            if config.encoder:
-                with EncoderLoad(fo.cache_dir() / "frames_B.npy"):
-                    return run_live(settings, footage, ideal, warmup)
-            return run_live(settings, footage, ideal, warmup)
-        finally:
-            ComposeWorker.follow_motion = old
+        for owner, name, value in config.patches:
+            stack.enter_context(mock.patch.object(owner, name, value))
+        if config.encoder:
+            stack.enter_context(EncoderLoad(fo.cache_dir() / "frames_B.npy"))
+        return run_live(settings, footage, ideal, warmup)
 
 
 def _fmt(x: float, digits: int = 1) -> str:
@@ -296,12 +320,11 @@ def run(quick: bool = False) -> Section:
             results[(config.name, name)] = r
             print(f"  {config.name} [{name}]: {r}", flush=True)
     peer_rows = {name: peers.run_all(data[name], ideals[name]) for name in ("A", "B")}
+    schedules = REPLAY_QUICK if quick else REPLAY
     replays = {
-        (name, every): result
+        (name, *schedule): result
         for name in ("A", "B")
-        for every, result in replay.cached_replay(
-            data[name], ideals[name], (2,) if quick else (2, 3)
-        ).items()
+        for schedule, result in replay.cached_replay(data[name], ideals[name], schedules).items()
     }
     _goal_rows(section, results)
     header = ["configuration", "footage", "output fps", "matting fps", "latency p95 ms"]
@@ -329,16 +352,17 @@ def run(quick: bool = False) -> Section:
             )
     section.details.append(table(header, rows))
     replay_rows = [
-        [mode, name, f"1 frame in {every}", _fmt(err), _fmt(p95), _fmt(stab), n]
-        for (name, every), modes in replays.items()
+        [mode, name, f"{side} px", f"1 frame in {every}", _fmt(err), _fmt(p95), _fmt(stab), n]
+        for (name, side, every), modes in replays.items()
         for mode, (err, p95, stab, n) in modes.items()
     ]
     section.details.append(
-        "Replay: the sync modes on a fixed schedule, offline (256 px long side, each matte ready "
-        "as many frames after its frame as mattes are apart; `bench/replay.py`), independent of "
-        "the load:\n\n"
+        "Replay: the sync modes on a fixed schedule, offline (the network at the given long side "
+        "on every K-th frame, each matte ready K frames after its frame; `bench/replay.py`), "
+        "independent of the load:\n\n"
         + table(
-            ["mode", "footage", "matted", "edge error", "edge error p95", "stability", "frames"],
+            ["mode", "footage", "network", "matted", "edge error", "edge error p95", "stability"]
+            + ["frames"],
             replay_rows,
         )
     )

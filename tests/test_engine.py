@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -191,26 +192,56 @@ def test_holding_the_frame_rate_steps_the_ratio_without_resets(engine) -> None:
 
 
 def test_aligned_sync_holds_fewer_mattes_and_keeps_the_detail(engine) -> None:
-    from app.matting.hold import CARRIED, EVERY_FRAME, RateHolder
+    from app.matting.hold import EVERY_FRAME, RateHolder, carried_band
 
     engine.step(make_clip(1, 360, 640, seed=9)[0], t=0.0)
-    hold = RateHolder(interval=0.0)
-    rate = 0.5 * (CARRIED.low + CARRIED.high) * 30.0
-    hold.adjust(engine, camera_fps=30.0, matting_fps=rate, band=CARRIED)
+    hold, still = RateHolder(interval=0.0), carried_band(None, 30.0)
+    rate = 0.5 * (still.low + still.high) * 30.0
+    hold.adjust(engine, camera_fps=30.0, matting_fps=rate, band=still)
     assert engine.ratio == pytest.approx(0.75), "enough mattes to carry between frames"
     hold.adjust(engine, camera_fps=30.0, matting_fps=rate, band=EVERY_FRAME)
     assert engine.ratio == pytest.approx(0.75 * 0.85), "pasting the newest matte needs more"
-    hold.adjust(
-        engine,
-        camera_fps=30.0,
-        matting_fps=0.9 * CARRIED.low * 30.0,
-        band=CARRIED,
-    )
+    hold.adjust(engine, camera_fps=30.0, matting_fps=0.9 * still.low * 30.0, band=still)
     assert engine.ratio == pytest.approx(0.75 * 0.85**2)
-    hold.adjust(
-        engine,
-        camera_fps=30.0,
-        matting_fps=1.1 * CARRIED.high * 30.0,
-        band=CARRIED,
-    )
+    hold.adjust(engine, camera_fps=30.0, matting_fps=1.1 * still.high * 30.0, band=still)
     assert engine.ratio == pytest.approx(0.75 * 0.85)
+
+
+def _disc(x: float, size: tuple[int, int] = (240, 320), radius: int = 50) -> torch.Tensor:
+    ys, xs = np.mgrid[: size[0], : size[1]]
+    inside = (xs - x) ** 2 + (ys - size[0] / 2) ** 2 <= radius**2
+    return torch.from_numpy(inside.astype(np.float32))[None, None]
+
+
+def test_the_edges_motion_is_measured_and_asks_for_mattes_close_enough_in_time() -> None:
+    from app.matting.hold import MAX_EDGE_STEP, MIN_SHARE, EdgeMotion, carried_band
+
+    motion = EdgeMotion()
+    assert motion.speed() is None
+    for i in range(10):  # a disc moving 8 px a frame to the right, 30 mattes a second
+        motion.add(_disc(100 + 8 * i), t=i / 30)
+    # The outline's mean displacement of a translated disc is 2/pi of the shift.
+    expected = 8 * 2 / np.pi / 320 * 30
+    assert motion.speed() == pytest.approx(expected, rel=0.25)
+    band = carried_band(motion.speed(), 30.0)
+    assert band.low == pytest.approx(min(expected / MAX_EDGE_STEP / 30.0, 0.9), rel=0.25)
+    assert band.low > MIN_SHARE and band.high > band.low
+
+    still = EdgeMotion()
+    for i in range(10):
+        still.add(_disc(100), t=i / 30)
+    assert still.speed() == 0.0
+    assert carried_band(still.speed(), 30.0).low == MIN_SHARE
+    still.reset()
+    assert still.speed() is None
+
+
+def test_a_cut_to_another_scene_is_not_taken_for_motion() -> None:
+    from app.matting.hold import EdgeMotion
+
+    motion = EdgeMotion()
+    motion.add(_disc(60), t=0.0)
+    motion.add(_disc(62), t=1 / 30)
+    slow = motion.speed()
+    motion.add(_disc(260), t=2 / 30)  # the person is somewhere else in the next frame
+    assert motion.speed() == slow

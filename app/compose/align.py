@@ -26,7 +26,7 @@ from app.matting.worker import Progress
 
 __all__ = ["MAX_DELAY", "FrameAligner"]
 
-MAX_DELAY = 0.1  # seconds a frame waits at most for the matte after it
+MAX_DELAY = 0.085  # seconds a frame waits at most for the matte after it
 LATE = 0.05  # seconds past MAX_DELAY after which a frame is dropped for a newer one
 
 

@@ -1,7 +1,7 @@
 """The compose stage: every camera frame composited with a matte and sent to the outputs.
 
 The thread takes the newest camera frame and hands it to the matting worker. In ``aligned`` sync
-(the default) the frame waits until a frame at or after it is matted (at most 0.1 s) and is
+(the default) the frame waits until a frame at or after it is matted (at most 85 ms) and is
 composited with the mattes of the matted frames on either side of it, carried to it along the
 motion (:mod:`app.compose.align`); in ``smooth`` sync it is composited at once with the matte that
 worker has ready; in ``exact`` sync with its own matte. With the network on the CPU the composite

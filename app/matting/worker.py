@@ -15,7 +15,7 @@ from app.capture.base import Frame
 from app.compose.privacy import PrivacyGuard, usable
 from app.events import Emit, Event, EventKind, Field
 from app.matting.engine import EngineError, Matte, MattingEngine
-from app.matting.hold import CARRIED, EVERY_FRAME, RateHolder
+from app.matting.hold import EVERY_FRAME, EdgeMotion, RateHolder, carried_band
 from app.matting.ratio import RatioError
 from app.matting.weights import WeightsError
 from app.settings import Settings
@@ -99,6 +99,7 @@ class MattingWorker:
         self._failed: Frame | None = None  # the newest frame the network could not matte
         self._busy: tuple[float, float] | None = None  # (frame's capture time, step started)
         self._step = 0.0
+        self._motion = EdgeMotion()  # how fast the person's edge moves (aligned sync)
         self._thread = threading.Thread(target=self._run, name="mattecam-matting", daemon=True)
 
     @property
@@ -204,6 +205,7 @@ class MattingWorker:
             self._settings = new
         if reset:
             engine.reset("asked")
+            self._motion.reset()
 
     def _run(self) -> None:
         hold = RateHolder()
@@ -248,5 +250,9 @@ class MattingWorker:
                 self._cv.notify_all()
             s = self._settings
             if s.hold_fps and s.pace != "none":
-                band = CARRIED if s.sync == "aligned" else EVERY_FRAME
-                hold.adjust(self._engine, self._camera_fps(), self.meter.rate(), band)
+                camera_fps = self._camera_fps()
+                band = EVERY_FRAME
+                if s.sync == "aligned":
+                    self._motion.add(matte.pha, frame.t_capture)
+                    band = carried_band(self._motion.speed(), camera_fps)
+                hold.adjust(self._engine, camera_fps, self.meter.rate(), band)
