@@ -7,10 +7,11 @@ frame (smooth, exact) needs a matte for nearly every frame. Aligned sync carries
 either side of a frame to it along the motion; what it needs is mattes close enough in time that
 the person's edge moves only a little between two of them, and the time left over buys detail.
 Replayed on real footage against the network on every frame at the automatic ratio (480 px), a
-seated person is matted best at that ratio even with a matte for every fourth or sixth frame
-(10.0 at every third against 35.0 at 256 px), while moving hands need a matte about every second
-or third frame (``bench/RESULTS.md``, live quality levers). So aligned sync measures how far the
-edge moves (:class:`EdgeMotion`) and holds the matting rate that keeps that step small.
+seated person is matted best at that ratio even with a matte for every third or fourth frame
+(13.6 and 17.9 against 34.3 at 256 px with one every second frame), while moving hands need a
+matte about every second or third frame (``bench/RESULTS.md``, live quality). So aligned sync
+measures how far the edge moves (:class:`EdgeMotion`) and holds the matting rate that keeps that
+step small.
 """
 
 from __future__ import annotations
