@@ -156,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--hold-fps",
         dest="hold_fps",
         action=argparse.BooleanOptionalAction,
-        help="lower the internal resolution when matting cannot keep up; aligned sync keeps "
-        "full detail down to a matte for every fourth frame (default: on)",
+        help="lower the internal resolution when matting cannot keep up; aligned sync holds "
+        "only as many mattes as the person's motion needs (default: on)",
     )
     add("--headless", action="store_true", help="run without a window")
     add("--output", help="record to a .mp4/.mkv/.mov file or a folder of PNG frames")

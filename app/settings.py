@@ -188,8 +188,8 @@ class Settings:
             frames whose own matte is ready go out).
         hold_fps: lower the internal resolution when matting cannot keep up with the camera (on by
             default: a matte that trails the camera by a fraction of a second shows as a halo);
-            aligned sync, which carries mattes to the frames between them, lowers it only below
-            a matte for every fourth frame (:mod:`app.matting.hold`).
+            aligned sync, which carries mattes to the frames between them, holds only as many
+            mattes as the person's motion needs (:mod:`app.matting.hold`).
         virtual_cam: send frames to the virtual camera.
         vcam_device: virtual camera device (e.g. /dev/video10); None lets the backend choose.
         vcam_backend: virtual camera route: ``auto`` (PipeWire where a PipeWire daemon answers,
