@@ -12,6 +12,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRect, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QImage, QImageReader
 
+# Imported here, on the thread that builds the window: the worker threads that list cameras and
+# start the pipeline would otherwise import the capture package at the same moment, and one of
+# them could find it half initialised.
+from app.capture import camera
 from app.media import IMAGE_SUFFIXES
 from app.ui.frames import to_qimage
 from app.ui.workers import start_thread, stop_thread
@@ -94,9 +98,7 @@ class IoWorker(QObject):
     def list_cameras(self) -> None:
         """Lists the cameras on this machine (never fails: none found is an empty list)."""
         try:
-            from app.capture.camera import list_cameras
-
-            cameras = list_cameras()
+            cameras = camera.list_cameras()
         except Exception:
             log.exception("Listing cameras failed")
             cameras = []
