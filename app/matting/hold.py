@@ -20,6 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,7 @@ CUT_STEP = 0.05
 #: The fewest mattes aligned sync holds, as a share of the camera's rate, however still the person.
 MIN_SHARE = 0.2
 MOTION_SIDE = 160  # long side of the masks the edge's motion is measured on
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ class EdgeMotion:
         prev, self._prev = self._prev, (t, mask)
         if prev is None or prev[1].shape != mask.shape or t <= prev[0]:
             return
-        outline = int((prev[1] ^ _eroded(prev[1])).sum())
+        inner = cv2.erode(prev[1].view(np.uint8), _CROSS).view(bool)
+        outline = int((prev[1] ^ inner).sum())
         if outline == 0:
             return
         step = (prev[1] ^ mask).sum() / outline / max(size)
@@ -100,15 +103,6 @@ class EdgeMotion:
         if not self._steps:
             return None
         return float(np.percentile([s for _, s in self._steps], 90))
-
-
-def _eroded(mask: np.ndarray) -> np.ndarray:
-    inner = mask.copy()
-    inner[1:, :] &= mask[:-1, :]
-    inner[:-1, :] &= mask[1:, :]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    return inner
 
 
 def carried_band(speed: float | None, camera_fps: float) -> RateBand:
