@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.compose.host import HostMatte
+from app.compose.host import HostMatte, blend
 from app.compose.motion import MotionCarrier, thumbnail
 
 HEIGHT, WIDTH = 360, 480
@@ -58,7 +58,7 @@ def test_carried_matte_lands_on_the_moved_disc(motion):
     frame1, alpha1 = _scene(*end)
     carrier = MotionCarrier()
     flow = carrier.flow(thumbnail(frame1), thumbnail(frame0))
-    carried = carrier.carry(_matte(frame0, alpha0), flow)
+    carried = carrier.carry(_matte(frame0, alpha0), flow).alpha_u8() / 255.0
     cx, cy = _centre(carried)
     assert abs(cx - end[0]) <= 1.0 and abs(cy - end[1]) <= 1.0
     # The pasted (not carried) matte is off by the whole motion; the carried one by far less.
@@ -71,11 +71,11 @@ def test_between_blends_the_mattes_on_either_side():
     before = (_matte(*frames[0]), thumbnail(frames[0][0]))
     after = (_matte(*frames[2]), thumbnail(frames[2][0]))
     middle = carrier.between(thumbnail(frames[1][0]), before, after, 0.5)
-    cx, cy = _centre(middle.pha)
+    cx, cy = _centre(middle.alpha_u8())
     assert abs(cx - 188.0) <= 1.0 and abs(cy - 170.0) <= 1.0
-    assert middle.alpha.dtype == np.uint8 and middle.offset.dtype == np.int16
+    assert middle.alpha.dtype == np.uint8 and middle.offset.dtype == np.float32
     only_after = carrier.between(thumbnail(frames[1][0]), None, after, 0.5)
-    assert abs(_centre(only_after.pha)[0] - 188.0) <= 1.0
+    assert abs(_centre(only_after.alpha_u8())[0] - 188.0) <= 1.0
     with pytest.raises(ValueError):
         carrier.between(thumbnail(frames[1][0]), None, None, 0.5)
     blended = carrier.between(None, before, after, 0.25)  # no motion followed: a plain blend
@@ -86,6 +86,95 @@ def test_between_blends_the_mattes_on_either_side():
 def test_host_matte_from_planes_checks_its_planes():
     pha = np.zeros((4, 6), np.float32)
     with pytest.raises(ValueError):
-        HostMatte.from_planes(pha, np.zeros((4, 6, 3), np.float32))
+        HostMatte.from_planes(pha, np.zeros((4, 6, 3), np.uint8))
+    with pytest.raises(ValueError):
+        HostMatte.from_planes(pha, np.zeros((4, 6, 4), np.float32))
     matte = HostMatte.from_planes(pha + 1, np.zeros((4, 6, 3), np.int16))
     assert (matte.alpha == 255).all() and (matte.inverse == 0).all()
+
+
+def test_carried_matte_moves_its_foreground_offset_with_the_edge():
+    start, end = (200.0, 170.0), (209.0, 174.0)
+    frame0, alpha0 = _scene(*start)
+    frame1, _ = _scene(*end)
+    # The network's foreground differs from the frame where the disc is: an offset on the disc.
+    fgr = torch.from_numpy(frame0).permute(2, 0, 1)[None].float() / 255
+    fgr = (fgr + 0.2 * torch.from_numpy(alpha0)[None, None]).clamp(0, 1)
+    matte = HostMatte(frame0, fgr, torch.from_numpy(alpha0)[None, None])
+    carrier = MotionCarrier()
+    carried = carrier.carry(matte, carrier.flow(thumbnail(frame1), thumbnail(frame0)))
+    cx, cy = _centre(np.abs(carried.offset).max(axis=-1) / 51.0)  # 0.2 of 255 levels
+    top, _, left, _ = carried.box  # the planes cover the part the disc can have reached
+    assert abs(left + cx - end[0]) <= 1.0 and abs(top + cy - end[1]) <= 1.0
+    composite = blend(frame1, carried, np.zeros_like(frame1))
+    assert composite.dtype == np.uint8 and composite.shape == frame1.shape
+
+
+def test_host_matte_stack_round_trip():
+    frame, alpha = _scene(200.0, 170.0)
+    matte = _matte(frame, alpha)
+    stack, box = matte.stack()
+    assert box == (99, 242, 129, 272)  # the disc's extent and a pixel around it
+    again = HostMatte.from_stack(stack, matte.size, box)
+    top, bottom, left, right = box
+    assert np.array_equal(again.pha, matte.pha[top:bottom, left:right])
+    assert np.array_equal(again.offset, matte.offset[top:bottom, left:right].astype(np.float32))
+    assert np.array_equal(again.alpha_u8(), matte.alpha_u8())
+    assert matte.stack() is matte.stack()  # made once per matte
+
+
+@pytest.mark.parametrize(("rgba", "mirror"), [(False, False), (False, True), (True, False)])
+def test_matte_in_a_box_composites_as_over_the_whole_frame(rgba, mirror):
+    frame, alpha = _scene(200.0, 170.0)
+    rng = np.random.default_rng(3)
+    offset = (rng.normal(0, 20, (HEIGHT, WIDTH, 3)) * (alpha > 0)[..., None]).astype(np.float32)
+    box = (90, 260, 120, 290)  # holds the whole disc
+    top, bottom, left, right = box
+    whole = HostMatte.from_planes(alpha, offset)
+    boxed = HostMatte.from_planes(
+        alpha[top:bottom, left:right].copy(),
+        offset[top:bottom, left:right].copy(),
+        (HEIGHT, WIDTH),
+        box,
+    )
+    assert not boxed.whole and whole.whole
+    background = np.full_like(frame, (30, 200, 90))
+    a = blend(frame, whole, background, rgba=rgba, mirror=mirror)
+    b = blend(frame, boxed, background, rgba=rgba, mirror=mirror)
+    if rgba:  # outside the box the colour under alpha 0 is the frame's, without the offset
+        assert np.array_equal(a[..., 3], b[..., 3])
+        assert np.array_equal(a[top:bottom, left:right], b[top:bottom, left:right])
+    else:
+        assert np.array_equal(a, b)
+    assert np.array_equal(whole.alpha_u8(mirror), boxed.alpha_u8(mirror))
+    assert boxed.extent() == whole.extent() == (100, 241, 130, 271)
+    with pytest.raises(ValueError):
+        HostMatte.from_planes(alpha[:10, :10].copy(), offset[:10, :10].copy(), (HEIGHT, WIDTH), box)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [((200.0, 170.0), (214.0, 161.0)), ((200.0, HEIGHT - 20.0), (205.0, HEIGHT - 32.0))],
+    ids=["inside", "cut by the frame's edge"],
+)
+def test_carrying_within_the_reach_loses_nothing(start, end):
+    frame0, alpha0 = _scene(*start)
+    frame1, _ = _scene(*end)
+    matte = _matte(frame0, alpha0)
+    carrier = MotionCarrier()
+    flow = carrier.flow(thumbnail(frame1), thumbnail(frame0))
+    carried = carrier.carry(matte, flow)
+    assert not carried.whole
+    everywhere = cv2.remap(
+        matte.pha,
+        carrier._map(flow, matte.size),
+        None,
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    assert np.abs(carried.alpha_u8().astype(int) - np.rint(everywhere * 255)).max() <= 1
+    empty = HostMatte.from_planes(
+        np.zeros((HEIGHT, WIDTH), np.float32), np.zeros((HEIGHT, WIDTH, 3), np.int16)
+    )
+    nobody = carrier.carry(empty, flow)
+    assert nobody.box == (0, 1, 0, 1) and not nobody.alpha_u8().any()

@@ -1,10 +1,12 @@
 """Compositing on the host in uint8, for a live pipeline whose network runs on the CPU.
 
-A matte is prepared once (:class:`HostMatte`: the foreground offset ``fgr - src`` as int16, the
-alpha and its complement as float planes) and every camera frame composited with it is then two
-OpenCV passes over uint8 pixels: the offset added with saturation, and ``cv2.blendLinear`` with the
-background. The float path of :class:`~app.compose.compositor.Compositor` makes about a dozen passes
-over float maps for the same frame; the results differ by rounding (at most one level in 255).
+A matte is prepared once (:class:`HostMatte`: the foreground offset ``fgr - src`` as int16, or
+float32 once carried to another frame, the alpha and its complement as float planes) and every
+camera frame composited with it is then two OpenCV passes over uint8 pixels: the offset added with
+saturation, and ``cv2.blendLinear`` with the background. A carried matte covers only the part of
+the frame the person can have reached; the rest of the frame is the background as it is. The
+float path of :class:`~app.compose.compositor.Compositor` makes about a dozen passes over float
+maps for the same frame; the results differ by rounding (at most one level in 255).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["HostBackground", "HostMatte", "blend"]
+__all__ = ["Box", "HostBackground", "HostMatte", "blend"]
 
 
 def _u8(plane: np.ndarray) -> np.ndarray:
@@ -27,8 +29,16 @@ def _hwc_u8(x: torch.Tensor) -> np.ndarray:
     return cv2.merge([_u8(p) for p in planes])
 
 
+Box = tuple[int, int, int, int]  # top, bottom, left, right (bottom and right excluded)
+
+
 class HostMatte:
     """One matte, prepared for every camera frame that will be composited with it.
+
+    The planes (``pha``, ``inverse``, ``alpha``, ``offset``) cover the frame's ``box``: the
+    whole frame for a matte made from the network's output; for a matte carried to another frame,
+    only the part the person can have reached (outside it the alpha and the offset are 0), so
+    that carrying and compositing touch no pixel of the empty room.
 
     Args:
         src: the matted frame ``H x W x 3`` uint8 RGB.
@@ -40,42 +50,121 @@ class HostMatte:
         height, width = src.shape[:2]
         if fgr.shape[-2:] != (height, width) or pha.shape[-2:] != (height, width):
             raise ValueError(f"The matte does not fit a {width}x{height} frame.")
-        self.size = (height, width)
-        self.offset = cv2.subtract(_hwc_u8(fgr), src, dtype=cv2.CV_16S)
-        self.pha = pha[0, 0].float().contiguous().numpy()
-        self.inverse = cv2.subtract(1.0, self.pha)
-        self.alpha = _u8(self.pha)
+        self._set(
+            pha[0, 0].float().contiguous().numpy(),
+            cv2.subtract(_hwc_u8(fgr), src, dtype=cv2.CV_16S),
+            (height, width),
+            (0, height, 0, width),
+        )
+
+    def _set(self, pha: np.ndarray, offset: np.ndarray, size: tuple[int, int], box: Box) -> None:
+        self.size, self.box = size, box
+        self.offset = offset
+        self.pha = pha
+        self.inverse = cv2.subtract(1.0, pha)
+        self.alpha = _u8(pha)
         self.alpha.flags.writeable = False  # shared by every frame composited with this matte
-        self._mirrored_alpha: np.ndarray | None = None
+        self._alphas: dict[bool, np.ndarray] = {}
+        self._stack: tuple[np.ndarray, Box] | None = None
+        self._extent: Box | None = None
 
     @classmethod
-    def from_planes(cls, pha: np.ndarray, offset: np.ndarray) -> HostMatte:
+    def from_planes(
+        cls,
+        pha: np.ndarray,
+        offset: np.ndarray,
+        size: tuple[int, int] | None = None,
+        box: Box | None = None,
+    ) -> HostMatte:
         """A matte from planes already on the host (e.g. one carried to another frame).
 
         Args:
-            pha: ``H x W`` float32 alpha in 0..1.
-            offset: ``H x W x 3`` int16 foreground offset ``fgr - src`` in levels.
+            pha: ``h x w`` float32 alpha in 0..1.
+            offset: ``h x w x 3`` foreground offset ``fgr - src`` in levels, int16 (as made from
+                the network's output) or float32 (as resampled).
+            size: the frame's ``(height, width)``; None: the planes' own.
+            box: the part of the frame the planes cover, ``h x w``; None: all of it.
         """
-        if pha.shape != offset.shape[:2] or pha.dtype != np.float32 or offset.dtype != np.int16:
-            raise ValueError("A matte needs an H x W float32 alpha and an H x W x 3 int16 offset.")
+        if (
+            pha.shape != offset.shape[:2]
+            or offset.shape[2:] != (3,)
+            or pha.dtype != np.float32
+            or offset.dtype not in (np.int16, np.float32)
+        ):
+            raise ValueError(
+                "A matte needs an H x W float32 alpha and an H x W x 3 int16 or float32 offset."
+            )
+        size = pha.shape if size is None else size
+        box = (0, size[0], 0, size[1]) if box is None else box
+        if (box[1] - box[0], box[3] - box[2]) != pha.shape or box[1] > size[0] or box[3] > size[1]:
+            raise ValueError("The planes must cover their box, inside the frame.")
         matte = cls.__new__(cls)
-        matte.size = pha.shape
-        matte.offset = offset
-        matte.pha = pha
-        matte.inverse = cv2.subtract(1.0, pha)
-        matte.alpha = _u8(pha)
-        matte.alpha.flags.writeable = False
-        matte._mirrored_alpha = None
+        matte._set(pha, offset, size, box)
         return matte
 
+    @classmethod
+    def from_stack(
+        cls, stack: np.ndarray, size: tuple[int, int] | None = None, box: Box | None = None
+    ) -> HostMatte:
+        """A matte from an ``h x w x 4`` float32 stack of the offset and the alpha (see
+        :meth:`stack`); ``size`` and ``box`` as for :meth:`from_planes`."""
+        # Dropping the fourth channel is what a BGRA -> BGR conversion does, in one pass.
+        offset = cv2.cvtColor(stack, cv2.COLOR_BGRA2BGR)
+        return cls.from_planes(cv2.extractChannel(stack, 3), offset, size, box)
+
+    @property
+    def whole(self) -> bool:
+        """Whether the planes cover the whole frame."""
+        return self.box == (0, self.size[0], 0, self.size[1])
+
+    def stack(self) -> tuple[np.ndarray, Box]:
+        """The offset and the alpha as one ``h x w x 4`` float32 array, and the box it covers:
+        the matte's extent and a pixel more on each side (inside the frame), so that what lies
+        beyond it is the alpha's 0. Made once: resampling four float channels in one pass costs
+        less than the int16 offset alone.
+        """
+        if self._stack is None:
+            top, bottom, left, right = self.extent()
+            height, width = self.size
+            box = (
+                max(0, top - 1),
+                min(height, bottom + 1),
+                max(0, left - 1),
+                min(width, right + 1),
+            )
+            if box[1] <= box[0] or box[3] <= box[2]:
+                box = (0, 1, 0, 1)
+            rows = slice(box[0] - self.box[0], box[1] - self.box[0])
+            cols = slice(box[2] - self.box[2], box[3] - self.box[2])
+            stack = cv2.cvtColor(self.offset[rows, cols].astype(np.float32), cv2.COLOR_BGR2BGRA)
+            cv2.insertChannel(np.ascontiguousarray(self.pha[rows, cols]), stack, 3)
+            stack.flags.writeable = False
+            self._stack = (stack, box)
+        return self._stack
+
+    def extent(self) -> Box:
+        """The smallest box (in frame pixels) outside which the alpha is 0, made once; empty
+        (zero height) when the matte holds nobody."""
+        if self._extent is None:
+            x, y, w, h = cv2.boundingRect(self.alpha)
+            top, left = self.box[0] + y, self.box[2] + x
+            self._extent = (top, top + h, left, left + w)
+        return self._extent
+
     def alpha_u8(self, mirror: bool = False) -> np.ndarray:
-        """The matte as ``H x W`` uint8, flipped horizontally with ``mirror``; read-only."""
-        if not mirror:
-            return self.alpha
-        if self._mirrored_alpha is None:
-            self._mirrored_alpha = cv2.flip(self.alpha, 1)
-            self._mirrored_alpha.flags.writeable = False
-        return self._mirrored_alpha
+        """The matte as ``H x W`` uint8 over the whole frame, flipped horizontally with
+        ``mirror``; read-only."""
+        if mirror not in self._alphas:
+            alpha = self.alpha
+            if not self.whole:
+                top, bottom, left, right = self.box
+                alpha = np.zeros(self.size, np.uint8)
+                alpha[top:bottom, left:right] = self.alpha
+            if mirror:
+                alpha = cv2.flip(alpha, 1)
+            alpha.flags.writeable = False
+            self._alphas[mirror] = alpha
+        return self._alphas[mirror]
 
 
 class HostBackground:
@@ -131,9 +220,24 @@ def blend(
         raise ValueError("The frame, the matte and the background must have the same size.")
     if background is None and not rgba:
         return cv2.flip(frame, 1) if mirror else frame.copy()
-    fg = cv2.add(frame, matte.offset, dtype=cv2.CV_8U) if use_fgr else frame
+    top, bottom, left, right = matte.box
+    part = frame if matte.whole else frame[top:bottom, left:right]
+    fg = cv2.add(part, matte.offset, dtype=cv2.CV_8U) if use_fgr else part
     if rgba:
         out = np.dstack([fg, matte.alpha])
-    else:
+        if not matte.whole:
+            out = _placed(out, np.dstack([frame, np.zeros(matte.size, np.uint8)]), matte.box)
+    elif matte.whole:
         out = cv2.blendLinear(fg, background, matte.pha, matte.inverse)
+    else:
+        inside = background[top:bottom, left:right]
+        out = _placed(cv2.blendLinear(fg, inside, matte.pha, matte.inverse), background, matte.box)
     return cv2.flip(out, 1) if mirror else out
+
+
+def _placed(part: np.ndarray, around: np.ndarray, box: Box) -> np.ndarray:
+    """A copy of ``around`` with ``part`` in its ``box``."""
+    top, bottom, left, right = box
+    out = around.copy()
+    out[top:bottom, left:right] = part
+    return out
