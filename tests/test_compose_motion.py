@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.compose.host import HostMatte, blend
+from app.compose.host import HostMatte, blend, fitted
 from app.compose.motion import MotionCarrier, thumbnail
 
 HEIGHT, WIDTH = 360, 480
@@ -177,4 +177,35 @@ def test_carrying_within_the_reach_loses_nothing(start, end):
         np.zeros((HEIGHT, WIDTH), np.float32), np.zeros((HEIGHT, WIDTH, 3), np.int16)
     )
     nobody = carrier.carry(empty, flow)
-    assert nobody.box == (0, 1, 0, 1) and not nobody.alpha_u8().any()
+    assert nobody.box == (0, 8, 0, 8) and not nobody.alpha_u8().any()
+    background = np.zeros_like(frame1)
+    assert np.array_equal(blend(frame1, nobody, background), background)
+
+
+@pytest.mark.parametrize(
+    ("box", "fits"),
+    [
+        ((0, 0, 0, 0), (0, 8, 0, 8)),
+        ((10, 11, 20, 21), (10, 18, 20, 28)),
+        ((HEIGHT - 2, HEIGHT + 3, WIDTH - 1, WIDTH), (HEIGHT - 8, HEIGHT, WIDTH - 8, WIDTH)),
+        ((-5, 40, -3, 50), (0, 40, 0, 50)),
+    ],
+)
+def test_boxes_fit_the_frame_and_hold_a_few_pixels(box, fits):
+    assert fitted(box, (HEIGHT, WIDTH)) == fits
+
+
+def test_a_sliver_of_a_person_in_a_corner_composites():
+    # Four pixels of alpha in the corner: the planes stay at least 8 x 8 (OpenCV takes a plane
+    # of one column and up to four rows for a scalar).
+    alpha = np.zeros((HEIGHT, WIDTH), np.float32)
+    alpha[HEIGHT - 4 :, WIDTH - 4 :] = 1.0
+    frame = np.full((HEIGHT, WIDTH, 3), 200, np.uint8)
+    matte = HostMatte.from_planes(alpha, np.zeros((HEIGHT, WIDTH, 3), np.int16))
+    carrier = MotionCarrier()
+    thumb = thumbnail(frame)
+    carried = carrier.between(thumb, (matte, thumb), (matte, thumb), 0.5)
+    out = blend(frame, carried, np.zeros_like(frame))
+    assert carried.box == (HEIGHT - 8, HEIGHT, WIDTH - 8, WIDTH)
+    assert (out[HEIGHT - 3 : HEIGHT - 1, WIDTH - 3 : WIDTH - 1] == 200).all()
+    assert not out[: HEIGHT - 5].any() and not out[:, : WIDTH - 5].any()

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["Box", "HostBackground", "HostMatte", "blend"]
+__all__ = ["Box", "HostBackground", "HostMatte", "blend", "fitted"]
 
 
 def _u8(plane: np.ndarray) -> np.ndarray:
@@ -30,6 +30,21 @@ def _hwc_u8(x: torch.Tensor) -> np.ndarray:
 
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right (bottom and right excluded)
+LEAST_BOX = 8  # pixels each way; OpenCV takes planes of one column and up to 4 rows for scalars
+
+
+def fitted(box: Box, size: tuple[int, int], least: int = LEAST_BOX) -> Box:
+    """``box`` cut to a frame of ``size`` and grown to at least ``least`` pixels each way (as far
+    as the frame allows); an empty box becomes the frame's top left corner."""
+    top, bottom, left, right = box
+    if bottom <= top or right <= left:
+        top, bottom, left, right = 0, 0, 0, 0
+    height, width = size
+    bottom = min(height, max(bottom, top + least))
+    top = max(0, min(top, bottom - least))
+    right = min(width, max(right, left + least))
+    left = max(0, min(left, right - least))
+    return (top, bottom, left, right)
 
 
 class HostMatte:

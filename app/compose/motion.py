@@ -30,7 +30,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.compose.host import Box, HostMatte
+from app.compose.host import Box, HostMatte, fitted
 
 __all__ = ["THUMB_WIDTH", "MotionCarrier", "thumbnail"]
 
@@ -107,7 +107,7 @@ class MotionCarrier:
     def carry(self, matte: HostMatte, flow: np.ndarray) -> HostMatte:
         """The matte (its alpha and its foreground offset) resampled along ``flow`` (from
         :meth:`flow`, target to the matte's frame)."""
-        box = _union([_reach(matte, flow)])
+        box = _reach(matte, flow)
         return HostMatte.from_stack(self._resample(matte, flow, box), matte.size, box)
 
     def _resample(self, matte: HostMatte, flow: np.ndarray, box: Box) -> np.ndarray:
@@ -156,7 +156,7 @@ class MotionCarrier:
         size = sides[0][0][0].size
         if target is not None:
             flows = [(m, self.flow(target, thumb)) for (m, thumb), _ in sides]
-            box = _union([_reach(m, flow) for m, flow in flows])
+            box = _union([_reach(m, flow) for m, flow in flows], size)
             stacks = [self._resample(m, flow, box) for m, flow in flows]
             if len(stacks) == 1:
                 return HostMatte.from_stack(stacks[0], size, box)
@@ -172,31 +172,26 @@ class MotionCarrier:
 
 def _reach(matte: HostMatte, flow: np.ndarray) -> Box:
     """The part of the frame a matte can cover once carried along ``flow``: its extent, widened
-    by the flow's longest step (in frame pixels) and a pixel for the interpolation."""
+    by the flow's longest step (in frame pixels) and a pixel for the interpolation (see
+    :func:`~app.compose.host.fitted` for an empty or tiny one)."""
     top, bottom, left, right = matte.extent()
     if bottom <= top:
-        return (0, 0, 0, 0)
+        return fitted((0, 0, 0, 0), matte.size)
     height, width = matte.size
     step_x, step_y = np.abs(flow).reshape(-1, 2).max(axis=0)
     reach_x = int(np.ceil(step_x * width / flow.shape[1])) + 2
     reach_y = int(np.ceil(step_y * height / flow.shape[0])) + 2
-    return (
-        max(0, top - reach_y),
-        min(height, bottom + reach_y),
-        max(0, left - reach_x),
-        min(width, right + reach_x),
-    )
+    return fitted((top - reach_y, bottom + reach_y, left - reach_x, right + reach_x), matte.size)
 
 
-def _union(boxes: list[Box]) -> Box:
-    """The smallest box holding all ``boxes`` (empty ones left out); at least one pixel, so that
-    a matte holding nobody still has planes."""
-    full = [b for b in boxes if b[1] > b[0] and b[3] > b[2]]
-    if not full:
-        return (0, 1, 0, 1)
-    return (
-        min(b[0] for b in full),
-        max(b[1] for b in full),
-        min(b[2] for b in full),
-        max(b[3] for b in full),
+def _union(boxes: list[Box], size: tuple[int, int]) -> Box:
+    """The smallest box holding all ``boxes``."""
+    return fitted(
+        (
+            min(b[0] for b in boxes),
+            max(b[1] for b in boxes),
+            min(b[2] for b in boxes),
+            max(b[3] for b in boxes),
+        ),
+        size,
     )
