@@ -141,6 +141,23 @@ def _up2_crop(x: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     return x[:, : size[1], : size[2]]
 
 
+def _dilated(kernel: tf.Tensor, dilation: int) -> tf.Tensor:
+    """``kernel`` (``[k, k, C, M]``) with ``dilation - 1`` zero rows and columns between its taps.
+
+    A convolution with the result at dilation 1 equals one with ``kernel`` at ``dilation``.
+    """
+    if dilation == 1:
+        return kernel
+    size, channels, multiplier = int(kernel.shape[0]), kernel.shape[2], kernel.shape[3]
+    span = (size - 1) * dilation + 1
+    gap = [[0, 0], [0, dilation - 1], [0, 0]]  # zeros after each tap; tensors of rank 3 at most
+    rows = tf.pad(tf.reshape(kernel, [size, 1, -1]), gap)  # for the browser's WebGL backend
+    rows = tf.reshape(rows, [size * dilation, -1])[:span]
+    taps = tf.pad(tf.reshape(rows, [span * size, 1, -1]), gap)
+    taps = tf.reshape(taps, [span, size * dilation, channels, multiplier])
+    return taps[:, :span]
+
+
 class TFMattingNetwork(tf.Module):
     """RVM in TensorFlow; ``model([src, r1i, r2i, r3i, r4i, downsample_ratio]) -> dict``.
 
@@ -200,13 +217,13 @@ class TFMattingNetwork(tf.Module):
             x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
             padding = "VALID"
         if depthwise:
-            # The raw op: tf.nn.depthwise_conv2d runs a dilated kernel through space-to-batch.
+            # tf.nn.depthwise_conv2d runs a dilated kernel through space-to-batch, and the raw op's
+            # own dilation exists only in oneDNN builds on some CPUs: spread the kernel instead.
             y = tf.raw_ops.DepthwiseConv2dNative(
                 input=x,
-                filter=k,
+                filter=_dilated(k, dilation),
                 strides=[1, stride, stride, 1],
                 padding=padding,
-                dilations=[1, dilation, dilation, 1],
             )
         else:
             y = tf.nn.conv2d(x, k, stride, padding, dilations=dilation)

@@ -23,6 +23,9 @@ NEEDS = {
 }
 collect_ignore = files_to_skip(NEEDS, "MATTECAM_TF_ENV", "TensorFlow environment", "make tf-env")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter, CUDA probe
+# TensorFlow swaps in oneDNN kernels only on some CPUs (AVX-512 VNNI and newer), and those accept
+# ops the plain kernels refuse: the tests run on the plain ones, as most users' machines do.
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
 
 # Two frame sizes whose downsampled sizes are not whole numbers at either ratio, and odd sizes
 # inside the network; 6 recurrent frames each.
