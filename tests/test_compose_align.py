@@ -60,6 +60,24 @@ def test_a_frame_that_waited_too_long_goes_out_with_the_matte_before_it():
     assert [(f.index, b.frame.index, a) for f, b, a in out] == [(1, 0, None)]
 
 
+def test_the_time_to_go_out_counts_against_the_delay():
+    """With each frame taking ``cost`` to go out, the wait ends that much earlier, and a frame
+    released behind another waits one cost less again."""
+    frames = _frames(3)
+    aligner: FrameAligner[Prepared] = FrameAligner(max_delay=0.1)
+    aligner.add_matte(Prepared(frames[0]))
+    aligner.add_frame(frames[1])
+    aligner.add_frame(frames[2])
+    t1 = frames[1].t_capture  # frame 2 is 1/30 s later
+    assert aligner.ready(now=t1 + 0.07) == []  # with nothing to do after release it waits on
+    # 0.07 + 0.02 of compositing is under 0.1: frame 1 still waits.
+    assert aligner.ready(now=t1 + 0.07, cost=0.02) == []
+    # Frame 1 would reach the output at 0.075 + 0.03 > 0.1; frame 2, composited after it, at
+    # 0.075 + 0.06 - 1/30 = 0.102 > 0.1: both go out.
+    out = aligner.ready(now=t1 + 0.075, cost=0.03)
+    assert [(f.index, b.frame.index, a) for f, b, a in out] == [(1, 0, None), (2, 0, None)]
+
+
 def test_late_frames_are_dropped_for_newer_ones_and_the_rest_go_out_cheaply():
     frames = _frames(12)
     aligner: FrameAligner[Prepared] = FrameAligner(max_delay=0.1, late=0.05)

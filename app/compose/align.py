@@ -4,9 +4,11 @@ When matting is slower than the camera, pasting the newest matte onto a newer fr
 matte where the person was a matting interval ago. Here each frame is held until a frame at or
 after it has been matted (at most ``max_delay``), and is then composited with the mattes of the
 matted frames on either side of it, carried to it along the motion
-(:class:`~app.compose.motion.MotionCarrier`) and blended by how near it lies to each. A frame that
-waited ``max_delay``, or whose later matte cannot come within it (the matting thread's progress
-tells), goes out with the newest matte before it, carried forward. When compositing
+(:class:`~app.compose.motion.MotionCarrier`) and blended by how near it lies to each. ``max_delay``
+bounds the camera-to-output delay, not only the wait: a frame waits ``max_delay`` less the time it
+will still take to go out (compositing it and the frames released before it). A frame that waited
+that long, or whose later matte cannot come within it (the matting thread's progress tells), goes
+out with the newest matte before it, carried forward. When compositing
 falls behind the camera (a busy machine), a frame later than ``max_delay + late`` is dropped when a
 newer one is ready too, so the delay stays bounded, and late frames get the mattes blended instead
 of carried (a fraction of the work).
@@ -26,7 +28,7 @@ from app.matting.worker import Progress
 
 __all__ = ["MAX_DELAY", "FrameAligner"]
 
-MAX_DELAY = 0.085  # seconds a frame waits at most for the matte after it
+MAX_DELAY = 0.085  # seconds from capture to output a frame may spend waiting for its mattes
 LATE = 0.05  # seconds past MAX_DELAY after which a frame is dropped for a newer one
 
 
@@ -47,7 +49,8 @@ class FrameAligner(Generic[M]):
     """Holds camera frames and the newest mattes, and pairs each frame with mattes on either side.
 
     Args:
-        max_delay: the longest a frame waits for a matte made after it, in seconds.
+        max_delay: the longest a frame waits for a matte made after it, in seconds, counting the
+            time it still takes to go out once released.
         late: how much later than ``max_delay`` a frame may go out while newer ones are ready.
         keep: mattes remembered (the newest ones).
     """
@@ -80,15 +83,16 @@ class FrameAligner(Generic[M]):
             self._mattes.append((matte, None))
 
     def ready(
-        self, now: float, progress: Progress | None = None
+        self, now: float, progress: Progress | None = None, cost: float = 0.0
     ) -> list[tuple[Frame, M | None, M | None]]:
         """The frames that can go out now, oldest first, with the mattes before and after them.
 
-        A frame is ready once a frame at or after it is matted, or once it has waited
-        ``max_delay`` (then only the matte before it is given). Knowing what the matting thread
-        is doing (``progress``), a frame goes out with the matte before it at once when the
-        matte after it cannot come within ``max_delay`` and no nearer matte before it is on its
-        way: waiting would only add delay. Frames with no matte of their size on either side
+        A frame is ready once a frame at or after it is matted, or once it would reach the output
+        ``max_delay`` after its capture, each frame taking ``cost`` seconds to go out after the
+        ones released before it (then only the matte before it is given). Knowing what the
+        matting thread is doing (``progress``), a frame goes out with the matte before it at once
+        when the matte after it cannot come within ``max_delay`` and no nearer matte before it is
+        on its way: waiting would only add delay. Frames with no matte of their size on either side
         are dropped, and so are frames later than ``max_delay + late`` that have a newer ready
         frame behind them.
         """
@@ -100,10 +104,11 @@ class FrameAligner(Generic[M]):
             t = frame.t_capture
             before = next((m for m in reversed(usable) if m.frame.t_capture <= t), None)
             after = next((m for m in usable if m.frame.t_capture >= t), None)
+            out_at = now + cost * (len(out) + 1)  # when it would reach the output
             if (
                 after is None
-                and now - t < self.max_delay
-                and not self._hopeless(t, before, progress, now)
+                and out_at - t < self.max_delay
+                and not self._hopeless(t, before, progress, now, out_at - now)
             ):
                 break
             self._frames.popleft()
@@ -114,14 +119,17 @@ class FrameAligner(Generic[M]):
         self.dropped += len(out) - len(keep)
         return keep
 
-    def _hopeless(self, t: float, before: M | None, progress: Progress | None, now: float) -> bool:
-        """Whether a frame taken at ``t`` waits in vain: the matte after it comes too late and
-        ``before`` is the nearest matte before it there will be."""
+    def _hopeless(
+        self, t: float, before: M | None, progress: Progress | None, now: float, lead: float
+    ) -> bool:
+        """Whether a frame taken at ``t`` waits in vain: the matte after it comes too late (it
+        would reach the output ``lead`` after that) and ``before`` is the nearest matte before it
+        there will be."""
         if progress is None or before is None:
             return False
         if progress.matting_between(before.frame.t_capture, t):
             return False
-        return progress.ready_after(t, now) > t + self.max_delay
+        return progress.ready_after(t, now) + lead > t + self.max_delay
 
     def is_late(self, frame: Frame, now: float) -> bool:
         """Whether ``frame`` is half ``late`` past ``max_delay`` (it should go out cheaply)."""

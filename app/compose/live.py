@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -245,6 +245,7 @@ class ComposeWorker:
         self._stop = threading.Event()
         self._cache: MatteCache | None = None
         self._aligner: FrameAligner[MatteCache] = FrameAligner()
+        self._cost = 0.0  # seconds an aligned frame takes to go out once released (average)
         self._thread = threading.Thread(target=self._run, name="mattecam-compose", daemon=True)
 
     @property
@@ -300,8 +301,10 @@ class ComposeWorker:
             self._cache = MatteCache(matted)
         return self._cache
 
-    def _aligned(self, frame: Frame | None) -> list[tuple[Frame, MatteCache]]:
-        """Aligned sync: queues ``frame`` and returns the waiting frames that can go out now."""
+    def _aligned(self, frame: Frame | None) -> Iterator[tuple[Frame, MatteCache]]:
+        """Aligned sync: queues ``frame`` and yields the waiting frames that can go out now,
+        each carried only when the one before it has gone out (the caller delivers it in
+        between), so none waits for the carrying of those behind it."""
         aligner = self._aligner
         if frame is not None:
             self._matting.offer(frame, exact=False)
@@ -309,10 +312,12 @@ class ComposeWorker:
         newest = self._matting.newest()
         if newest is not None:
             aligner.add_matte(self._cache_of(newest))
-        return [
-            (f, self._carried(f, before, after))
-            for f, before, after in aligner.ready(time.monotonic(), self._matting.progress())
-        ]
+        released = aligner.ready(time.monotonic(), self._matting.progress(), self._cost)
+        for f, before, after in released:
+            start = time.monotonic()
+            yield f, self._carried(f, before, after)
+            # Back from delivering it: what going out costs, for the next frames' waits.
+            self._cost += 0.1 * (time.monotonic() - start - self._cost)
 
     def _carried(
         self, frame: Frame, before: MatteCache | None, after: MatteCache | None
