@@ -26,6 +26,7 @@ BENCHMARKS = (
     "soak",
     "pipewire_camera",
     "live_quality",
+    "recording",
     "export_tflite",
     "tf_exports",
 )
