@@ -83,6 +83,24 @@ def test_between_blends_the_mattes_on_either_side():
     assert np.abs(blended.pha - expected).max() < 1e-5
 
 
+def test_a_frame_near_one_matte_is_given_that_one_alone():
+    frames = [_scene(180.0 + 3 * i, 170.0) for i in range(7)]
+    carrier = MotionCarrier()
+    before = (_matte(*frames[0]), thumbnail(frames[0][0]))
+    after = (_matte(*frames[6]), thumbnail(frames[6][0]))
+    for i, alone in ((1, before), (5, after)):
+        target = thumbnail(frames[i][0])
+        both = carrier.between(target, before, after, i / 6)
+        if i == 1:
+            one = carrier.between(target, alone, None, 0.0)
+        else:
+            one = carrier.between(target, None, alone, 1.0)
+        assert np.array_equal(both.pha, one.pha) and both.box == one.box
+    target = thumbnail(frames[3][0])
+    mixed = carrier.between(target, before, after, 0.5)
+    assert not np.array_equal(mixed.pha, carrier.between(target, before, None, 0.0).pha)
+
+
 def test_host_matte_from_planes_checks_its_planes():
     pha = np.zeros((4, 6), np.float32)
     with pytest.raises(ValueError):

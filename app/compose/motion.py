@@ -18,11 +18,13 @@ other side of the frame in time makes up for most of it.
 
 Between two matted frames (``before`` and ``after``) a frame is given both mattes carried to it,
 blended by how near it is to each in time: what one of them cannot see (a region uncovered by the
-motion) the other usually can. The alpha and the offset travel together as one four-channel
-float array, and only over the box the person can have reached (the matte's extent widened by the
-longest flow step): the empty room costs nothing. Everything is OpenCV work, about 7 ms per
-carried matte for a 960x720 frame on an idle core (thumbnail, flow, resampling), 8-12 ms beside
-the network.
+motion) the other usually can. A frame within a fifth of the interval of one of them gets that one
+alone: on footage A with a matte on every 7th frame the alpha's edge error stays the same (4.37
+against 4.42 levels) for 3% more flicker and a fifth less time. The alpha and the offset travel
+together as one four-channel float array, and only over the box the person can have reached (the
+matte's extent widened by the longest flow step): the empty room costs nothing. Everything is
+OpenCV work, about 7 ms per carried matte for a 960x720 frame on an idle core of a recent CPU
+(thumbnail, flow, resampling), 11 ms on an older AVX2 one.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ __all__ = ["THUMB_WIDTH", "MotionCarrier", "thumbnail"]
 THUMB_WIDTH = 240  # flow is estimated on thumbnails this wide (240x180 for a 4:3 camera)
 FINEST_SCALE = 0  # DIS refines down to the thumbnail's own pixels (ultrafast stops at a quarter)
 PATCH_STRIDE = 6  # px between DIS patches (ultrafast: 4): half the time, 1-3% more edge error
+# A frame this near one of its two mattes (as a fraction of the time between them) is given that
+# matte alone when following the motion: the farther one adds little there and costs a flow.
+LEAST_WEIGHT = 0.2
 
 
 def thumbnail(frame: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
@@ -155,6 +160,8 @@ class MotionCarrier:
             raise ValueError("A matte from at least one side is needed.")
         size = sides[0][0][0].size
         if target is not None:
+            if len(sides) == 2 and min(weight, 1.0 - weight) < LEAST_WEIGHT:
+                sides = [max(sides, key=lambda side: side[1])]
             flows = [(m, self.flow(target, thumb)) for (m, thumb), _ in sides]
             box = _union([_reach(m, flow) for m, flow in flows], size)
             stacks = [self._resample(m, flow, box) for m, flow in flows]
@@ -178,7 +185,7 @@ def _reach(matte: HostMatte, flow: np.ndarray) -> Box:
     if bottom <= top:
         return fitted((0, 0, 0, 0), matte.size)
     height, width = matte.size
-    step_x, step_y = np.abs(flow).reshape(-1, 2).max(axis=0)
+    step_x, step_y = (max(-low, high) for low, high, *_ in map(cv2.minMaxLoc, cv2.split(flow)))
     reach_x = int(np.ceil(step_x * width / flow.shape[1])) + 2
     reach_y = int(np.ceil(step_y * height / flow.shape[0])) + 2
     return fitted((top - reach_y, bottom + reach_y, left - reach_x, right + reach_x), matte.size)
