@@ -83,6 +83,25 @@ def test_between_blends_the_mattes_on_either_side():
     assert np.abs(blended.pha - expected).max() < 1e-5
 
 
+def test_frames_carried_one_after_another_follow_the_motion_onward():
+    path = [(150.0 + 9 * i, 130.0 + 0.6 * i * i) for i in range(9)]  # speeding up, bending
+    scenes = [_scene(*p) for p in path]
+    carrier = MotionCarrier()
+    first = (_matte(*scenes[0]), thumbnail(scenes[0][0]))
+    for i, (frame, _) in enumerate(scenes[1:], start=1):
+        target = thumbnail(frame)
+        carried = carrier.between(target, first, None, 0.0)
+        cx, cy = _centre(carried.alpha_u8())
+        assert abs(cx - path[i][0]) <= 1.0 and abs(cy - path[i][1]) <= 1.0, i
+    # Through the frames between, the flow to the matte is the sum of the steps, not a new guess.
+    direct = carrier.flow(target, first[1])
+    onward = carrier._onward(target, first[1])
+    assert onward is not direct and np.abs(onward - direct).max() > 0.05
+    # Another matte starts afresh from its own frame.
+    other = (_matte(*scenes[4]), thumbnail(scenes[4][0]))
+    assert np.array_equal(carrier._onward(target, other[1]), carrier.flow(target, other[1]))
+
+
 def test_a_frame_near_one_matte_is_given_that_one_alone():
     frames = [_scene(180.0 + 3 * i, 170.0) for i in range(7)]
     carrier = MotionCarrier()
