@@ -35,6 +35,9 @@ MAX_EDGE_STEP = 4 / 960
 #: a cut to another scene or camera, not motion, and is left out.
 CUT_STEP = 0.05
 #: The fewest mattes aligned sync holds, as a share of the camera's rate, however still the person.
+#: Fewer buy detail that the viewer does not get: with a matte every 10th frame or more, the one a
+#: frame is given nears the privacy guard's age limit (:mod:`app.compose.privacy`, 0.5 s), and
+#: frames past it go out as the background alone.
 MIN_SHARE = 0.2
 MOTION_SIDE = 160  # long side of the masks the edge's motion is measured on
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
