@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
 from app.capture.base import Frame
 from app.compose.align import FrameAligner
 from app.compose.host import HostMatte
-from app.matting.worker import Progress
+from app.compose.live import ComposeHooks, ComposeWorker
+from app.matting.engine import Matte
+from app.matting.worker import Matted, Progress
+from app.settings import Settings
+from app.slot import LatestSlot
 
 
 class Prepared:
@@ -139,3 +148,46 @@ def test_the_matting_thread_reports_its_progress():
     idle = Progress(None, 2.0, 0.05)
     assert idle.ready_after(1.9, now=2.0) == pytest.approx(2.05)
     assert not idle.matting_between(None, 3.0)
+
+
+class _Matting:
+    """The matting worker as the compose thread sees it: takes frames, has one matte ready."""
+
+    engine = SimpleNamespace(device=torch.device("cpu"))
+
+    def __init__(self, matted: Matted):
+        self.offered: list[int] = []
+        self._matted = matted
+
+    def offer(self, frame: Frame, exact: bool) -> None:
+        self.offered.append(frame.index)
+
+    def newest(self) -> Matted:
+        return self._matted
+
+    def progress(self) -> None:
+        return None
+
+
+def test_a_camera_frame_arriving_while_released_frames_go_out_is_queued_not_dropped():
+    start = time.monotonic() - 0.1  # frame 3 was taken just now, 1 and 2 are not late yet
+    frames = [Frame(f.image, f.index, start + f.t_capture) for f in _frames(6)]
+    height, width = frames[3].image.shape[:2]
+    colour = torch.zeros(1, 3, height, width)
+    matte = Matte(colour, colour, torch.ones(1, 1, height, width), 1.0)
+    matting = _Matting(Matted(frames[3], matte))
+    slot: LatestSlot[Frame] = LatestSlot()
+    hooks = ComposeHooks(send=lambda *a: None, on_frame=None, apply_changes=Settings, live=bool)
+    worker = ComposeWorker(slot, matting, None, hooks, threading.Event())  # type: ignore[arg-type]
+    for f in frames[1:3]:
+        worker._queue(f)
+    went = []
+    for f, _ in worker._aligned(frames[3]):  # the matte of frame 3 releases frames 1 to 3
+        went.append(f.index)
+        if f.index == 1:
+            slot.put(frames[4])  # the camera delivers while frame 1 goes out ...
+        elif f.index == 2:
+            assert not slot.put(frames[5]), "frame 4 was still in the capture hand-off"
+    assert went == [1, 2, 3]
+    assert matting.offered == [1, 2, 3, 4, 5]
+    assert slot.dropped == 0 and worker._aligner.waiting  # 4 and 5 wait for the next matte
