@@ -39,6 +39,9 @@ __all__ = ["THUMB_WIDTH", "MotionCarrier", "thumbnail"]
 THUMB_WIDTH = 240  # flow is estimated on thumbnails this wide (240x180 for a 4:3 camera)
 FINEST_SCALE = 0  # DIS refines down to the thumbnail's own pixels (ultrafast stops at a quarter)
 PATCH_STRIDE = 6  # px between DIS patches (ultrafast: 4): half the time, 1-3% more edge error
+# Gradient descent steps per patch (ultrafast: 12): ideal mattes on every 4th frame of footage A
+# carried forward, alpha edge error 8.13 -> 8.03 levels, flicker 6.75 -> 6.65, no slower.
+DESCENT_STEPS = 16
 # A frame this near one of its two mattes (as a fraction of the time between them) is given that
 # matte alone when following the motion: the farther one adds little there and costs a flow.
 LEAST_WEIGHT = 0.2
@@ -71,6 +74,7 @@ class MotionCarrier:
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self._dis.setFinestScale(FINEST_SCALE)
         self._dis.setPatchStride(PATCH_STRIDE)
+        self._dis.setGradientDescentIterations(DESCENT_STEPS)
         self._grid: tuple[tuple[tuple[int, int], tuple[int, int]], np.ndarray] | None = None
         self._pixels: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
         # The last frame carried from the earlier matte: (matte's thumbnail, frame's thumbnail,
