@@ -76,7 +76,7 @@ class MotionCarrier:
         self._dis.setPatchStride(PATCH_STRIDE)
         self._dis.setGradientDescentIterations(DESCENT_STEPS)
         self._grid: tuple[tuple[tuple[int, int], tuple[int, int]], np.ndarray] | None = None
-        self._pixels: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
+        self._pixels: np.ndarray | None = None  # x, y of each thumbnail pixel (h x w x 2)
         # The last frame carried from the earlier matte: (matte's thumbnail, frame's thumbnail,
         # flow from the frame to the matte), to follow the motion from there (see ``_onward``).
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -111,17 +111,12 @@ class MotionCarrier:
             flow = last[2]
         else:
             step = self.flow(target, last[1])
-            if self._pixels is None or self._pixels[0] != target.shape:
+            if self._pixels is None or self._pixels.shape[:2] != target.shape:
                 ys, xs = np.indices(target.shape, dtype=np.float32)
-                self._pixels = (target.shape, xs, ys)
-            _, xs, ys = self._pixels
-            map_x, map_y = cv2.split(step)
+                self._pixels = np.dstack([xs, ys])
+            where = step + self._pixels  # where each pixel of ``target`` was in that frame
             behind = cv2.remap(
-                last[2],
-                map_x + xs,
-                map_y + ys,
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
+                last[2], where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
             flow = step + behind
         self._last = (source, target, flow)
