@@ -40,6 +40,7 @@ import numpy as np
 from app.compose.align import FrameAligner
 from app.compose.live import ComposeWorker, FramePacket
 from app.matting import worker
+from app.matting.fast import FastRunner
 from app.matting.hold import EVERY_FRAME, RateBand
 from app.pipeline import Pipeline
 from app.settings import Background, Settings
@@ -263,6 +264,10 @@ def _every_frame(*args: object) -> RateBand:
 
 CONFIGS = (
     Config("default (aligned sync)"),
+    Config(
+        "aligned, alpha and offset resampled instead of the guided filter's coefficients",
+        patches=((FastRunner, "coefficients", None),),
+    ),
     Config(
         "aligned, mattes blended without following the motion",
         patches=((ComposeWorker, "follow_motion", False),),

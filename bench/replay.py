@@ -60,7 +60,7 @@ def _engine(footage: fo.Footage, long_side: int) -> MattingEngine:
 def _matte(engine: MattingEngine, footage: fo.Footage, i: int) -> _Prepared:
     image = np.array(footage.frames[i])
     m = engine.step(image, t=i / FPS)
-    return _Prepared(Frame(image, i, i / FPS), HostMatte(image, m.fgr, m.pha))
+    return _Prepared(Frame(image, i, i / FPS), HostMatte(image, m.fgr, m.pha, m.coeffs))
 
 
 def _code_key() -> str:

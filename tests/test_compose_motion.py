@@ -246,3 +246,65 @@ def test_a_sliver_of_a_person_in_a_corner_composites():
     assert carried.box == (HEIGHT - 8, HEIGHT, WIDTH - 8, WIDTH)
     assert (out[HEIGHT - 3 : HEIGHT - 1, WIDTH - 3 : WIDTH - 1] == 200).all()
     assert not out[: HEIGHT - 5].any() and not out[:, : WIDTH - 5].any()
+
+
+def _coefficients(
+    a: list[float], b: np.ndarray | list[float], size: tuple[int, int]
+) -> torch.Tensor:
+    """``[1, 8, h, w]`` guided-filter coefficients: ``A`` per channel, ``b`` per channel (a
+    constant or an ``h x w x 4`` map), on 0..1 images."""
+    height, width = size
+    out = np.empty((height, width, 8), np.float32)
+    out[..., :4] = a
+    out[..., 4:] = b
+    return torch.from_numpy(out).permute(2, 0, 1)[None]
+
+
+@pytest.mark.parametrize("motion", [(9.0, 4.0), (-6.5, 7.5)])
+def test_carried_coefficients_land_on_the_moved_disc(motion):
+    start = (200.0, 170.0)
+    frame0, alpha0 = _scene(*start)
+    end = (start[0] + motion[0], start[1] + motion[1])
+    frame1, alpha1 = _scene(*end)
+    low = (HEIGHT // 3, WIDTH // 3)
+    # The foreground is the frame (A 1, b 0); the alpha is b, the disc's at a third of the size.
+    b = np.zeros((*low, 4), np.float32)
+    b[..., 3] = cv2.resize(alpha0, low[::-1], interpolation=cv2.INTER_AREA)
+    coeffs = _coefficients([1.0, 1.0, 1.0, 0.0], b, low)
+    matte = HostMatte(
+        frame0,
+        torch.from_numpy(frame0).permute(2, 0, 1)[None] / 255.0,
+        torch.from_numpy(alpha0)[None, None],
+        coeffs,
+    )
+    assert matte.coeffs.shape == (*low, 8)
+    carrier = MotionCarrier()
+    carried = carrier.between(thumbnail(frame1), (matte, thumbnail(frame0)), None, 0.0, frame1)
+    cx, cy = _centre(carried.alpha_u8())
+    assert abs(cx - end[0]) <= 1.0 and abs(cy - end[1]) <= 1.0
+    assert np.abs(carried.offset).max() < 0.01  # fgr = src: no offset
+    # Without the frame to apply them to, the planes are carried instead, to the same place.
+    planes = carrier.between(thumbnail(frame1), (matte, thumbnail(frame0)), None, 0.0)
+    assert abs(_centre(planes.alpha_u8())[0] - end[0]) <= 1.0
+    assert (
+        np.abs(carried.alpha_u8() / 255.0 - alpha1).mean() < 0.25 * np.abs(alpha0 - alpha1).mean()
+    )
+
+
+def test_guided_matte_takes_its_edge_from_the_frame():
+    # A grey disc on a darker wall: alpha = (grey - dark) / (light - dark), the same everywhere.
+    dark, light = 40.0, 200.0
+    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    alpha = np.clip(RADIUS + 0.5 - np.hypot(xs - 231.5, ys - 180.25), 0, 1)
+    frame = (
+        np.repeat((dark + (light - dark) * alpha)[..., None], 3, axis=2).round().astype(np.uint8)
+    )
+    scale = 255.0 / (light - dark)
+    coeffs = _coefficients(
+        [1.0, 1.0, 1.0, scale], [0.0, 0.0, 0.0, -dark / (light - dark)], (12, 16)
+    )
+    empty = torch.zeros(1, 1, HEIGHT, WIDTH)
+    held = HostMatte(frame, torch.zeros(1, 3, HEIGHT, WIDTH), empty, coeffs)
+    matte = HostMatte.guided(frame, held.coeffs)
+    assert np.abs(matte.pha - alpha).max() < 1.0 / (light - dark)  # one grey level
+    assert np.abs(matte.offset).max() < 0.01

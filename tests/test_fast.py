@@ -128,3 +128,22 @@ def test_build_engine_picks_the_fast_path_on_cpu(weights_model) -> None:
     a, b = engine.step(frame, t=0.0), plain.step(frame, t=0.0)
     assert float((a.pha - b.pha).abs().max()) < 1e-4
     assert float((a.fgr - b.fgr).abs().max()) < 1e-4
+
+
+def test_guided_filter_coefficients_remake_the_matte_on_the_host(weights_model) -> None:
+    from app.compose.host import HostMatte
+
+    engine = build_engine("mobilenetv3", device="cpu", precision="fp32", warmup=1, ratio=0.25)
+    frame = make_clip(1, 192, 256, seed=5)[0]
+    m = engine.step(frame, t=0.0)
+    assert m.coeffs is not None and m.coeffs.shape == (1, 8, 48, 64)
+    host = HostMatte(frame, m.fgr, m.pha, m.coeffs)
+    again = HostMatte.guided(frame, host.coeffs)
+    assert float(abs(again.pha - host.pha).max()) < 1e-4
+    assert float(abs(again.offset - host.offset).max()) <= 0.51  # the network's offset is rounded
+    top, bottom, left, right = box = (40, 150, 30, 200)
+    part = HostMatte.guided(frame, host.coeffs, box)
+    assert part.box == box and float(abs(part.pha - host.pha[top:bottom, left:right]).max()) < 1e-4
+    # At a ratio of 1 the refiner does not run: no coefficients to carry.
+    full = build_engine("mobilenetv3", device="cpu", precision="fp32", warmup=1, ratio=1.0)
+    assert full.step(frame, t=0.0).coeffs is None

@@ -169,4 +169,5 @@ class FrameAligner(Generic[M]):
             (before.host(), self._thumb(before)) if before is not None else None,
             (after.host(), self._thumb(after)) if after is not None else None,
             weight,
+            frame.image,
         )

@@ -29,6 +29,25 @@ def _hwc_u8(x: torch.Tensor) -> np.ndarray:
     return cv2.merge([_u8(p) for p in planes])
 
 
+# From the network's coefficients (0..1 images) to coefficients of uint8 levels: the foreground
+# ``A * src + 255 b`` in levels, the alpha ``A / 255 * grey + b`` in 0..1.
+_LEVELS_A = np.float32([1.0, 1.0, 1.0, 1.0 / 255.0])
+_LEVELS_B = np.float32([255.0, 255.0, 255.0, 1.0])
+
+
+def _levels(coeffs: torch.Tensor) -> np.ndarray:
+    """``[1, 8, h, w]`` guided-filter coefficients -> ``h x w x 8`` float32 ``A`` then ``b``,
+    for frames in uint8 levels (the alpha's ``A`` over 255, the foreground's ``b`` times 255)."""
+    planes = coeffs[0].float().permute(1, 2, 0).numpy()
+    out = planes * np.concatenate([_LEVELS_A, _LEVELS_B])
+    out.flags.writeable = False
+    return out
+
+
+_GREY = np.float32([[1 / 3, 1 / 3, 1 / 3]])  # the guided filter's grey: the channels' mean
+_TOP = (255.0, 255.0, 255.0, 1.0)  # the foreground's top level, the alpha's
+
+
 Box = tuple[int, int, int, int]  # top, bottom, left, right (bottom and right excluded)
 LEAST_BOX = 8  # pixels each way; OpenCV takes planes of one column and up to 4 rows for scalars
 
@@ -59,9 +78,18 @@ class HostMatte:
         src: the matted frame ``H x W x 3`` uint8 RGB.
         fgr: the predicted foreground ``[1, 3, H, W]`` on the CPU, in 0..1.
         pha: the alpha ``[1, 1, H, W]`` on the CPU, in 0..1.
+        coeffs: the guided filter's low-resolution coefficients the matte was made with
+            (:attr:`app.matting.engine.Matte.coeffs`), or None; kept as :attr:`coeffs` to carry
+            the matte to other frames.
     """
 
-    def __init__(self, src: np.ndarray, fgr: torch.Tensor, pha: torch.Tensor):
+    def __init__(
+        self,
+        src: np.ndarray,
+        fgr: torch.Tensor,
+        pha: torch.Tensor,
+        coeffs: torch.Tensor | None = None,
+    ):
         height, width = src.shape[:2]
         if fgr.shape[-2:] != (height, width) or pha.shape[-2:] != (height, width):
             raise ValueError(f"The matte does not fit a {width}x{height} frame.")
@@ -71,9 +99,12 @@ class HostMatte:
             (height, width),
             (0, height, 0, width),
         )
+        if coeffs is not None:
+            self.coeffs = _levels(coeffs)
 
     def _set(self, pha: np.ndarray, offset: np.ndarray, size: tuple[int, int], box: Box) -> None:
         self.size, self.box = size, box
+        self.coeffs: np.ndarray | None = None
         self.offset = offset
         self.pha = pha
         self.inverse = cv2.subtract(1.0, pha)
@@ -126,6 +157,46 @@ class HostMatte:
         # Dropping the fourth channel is what a BGRA -> BGR conversion does, in one pass.
         offset = cv2.cvtColor(stack, cv2.COLOR_BGRA2BGR)
         return cls.from_planes(cv2.extractChannel(stack, 3), offset, size, box)
+
+    @classmethod
+    def guided(cls, frame: np.ndarray, coeffs: np.ndarray, box: Box | None = None) -> HostMatte:
+        """The guided filter's last step on a frame: a matte from low-resolution coefficients
+        (:attr:`coeffs`, e.g. another frame's carried along the motion) resized to the frame and
+        applied to its own pixels, over ``box`` (None: the whole frame).
+
+        The coefficients are smooth; the alpha's edge comes from the frame's own picture, so it
+        lands where the frame shows it even when the coefficients were carried a little short.
+
+        Args:
+            frame: ``H x W x 3`` uint8 RGB.
+            coeffs: ``h x w x 8`` float32 ``A`` then ``b`` in levels (see :attr:`coeffs`).
+            box: the part of the frame the matte covers; outside it the alpha is 0.
+        """
+        height, width = frame.shape[:2]
+        box = (0, height, 0, width) if box is None else box
+        top, bottom, left, right = box
+        low_h, low_w = coeffs.shape[:2]
+        sx, sy = low_w / width, low_h / height
+        # Bilinear with pixel centres aligned (as the network resizes), from the box's corner.
+        where = np.float32([[sx, 0, (left + 0.5) * sx - 0.5], [0, sy, (top + 0.5) * sy - 0.5]])
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        a, b = (
+            cv2.warpAffine(
+                np.ascontiguousarray(coeffs[..., i : i + 4]),
+                where,
+                (right - left, bottom - top),
+                flags=flags,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+            for i in (0, 4)
+        )
+        src = frame[top:bottom, left:right].astype(np.float32)
+        guide = cv2.cvtColor(src, cv2.COLOR_RGB2RGBA)  # the grey goes in the fourth channel
+        cv2.insertChannel(cv2.transform(src, _GREY), guide, 3)
+        out = cv2.multiply(a, guide)
+        out = cv2.max(cv2.min(cv2.add(out, b, dst=out), _TOP, dst=out), 0.0, dst=out)
+        offset = cv2.subtract(cv2.cvtColor(out, cv2.COLOR_BGRA2BGR), src)
+        return cls.from_planes(cv2.extractChannel(out, 3), offset, (height, width), box)
 
     @property
     def whole(self) -> bool:

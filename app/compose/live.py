@@ -68,7 +68,8 @@ class MatteCache:
     def host(self) -> HostMatte:
         """The matte prepared for uint8 compositing on the host."""
         if self._host is None:
-            self._host = HostMatte(self.frame.image, self.matte.fgr, self.matte.pha)
+            m = self.matte
+            self._host = HostMatte(self.frame.image, m.fgr, m.pha, m.coeffs)
         return self._host
 
     def delta(self) -> torch.Tensor:

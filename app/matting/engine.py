@@ -33,12 +33,16 @@ class Matte:
         fgr: predicted foreground ``[1, 3, H, W]``.
         pha: alpha ``[1, 1, H, W]``.
         ratio: downsample ratio used.
+        coeffs: the deep guided filter's low-resolution coefficients ``[1, 8, h, w]`` (``A`` with
+            the foreground's residual folded in, then ``b``: ``fgr = A * src + b``, ``pha = A *
+            mean(src) + b``), when the runner gives them and the ratio is below 1; else None.
     """
 
     src: torch.Tensor
     fgr: torch.Tensor
     pha: torch.Tensor
     ratio: float
+    coeffs: torch.Tensor | None = None
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         """Unpacks as ``fgr, pha``: ``fgr, pha = engine.step(frame)``."""
@@ -200,7 +204,8 @@ class MattingEngine:
         repeats = self.warmup if self._rec[0] is None else 1
         for _ in range(max(1, repeats)):
             fgr, pha, self._rec = self.runner(src, self._rec, ratio)
-        return Matte(src=src, fgr=fgr, pha=pha, ratio=ratio)
+        coeffs = getattr(self.runner, "coefficients", None) if ratio < 1 else None
+        return Matte(src=src, fgr=fgr, pha=pha, ratio=ratio, coeffs=coeffs)
 
 
 def build_engine(

@@ -43,6 +43,10 @@ class FusedGuidedFilter(nn.Module):
 
     def __init__(self, refiner: DeepGuidedFilterRefiner):
         super().__init__()
+        # The low-resolution ``A`` (the foreground's residual folded in) and ``b`` of the latest
+        # call, ``[N, 8, h, w]``: what carries a matte to another frame along the motion
+        # (:mod:`app.compose.motion`). Read once the call returns; each call makes a new tensor.
+        self.coefficients: Tensor | None = None
         self.conv = refiner.conv
         weight = refiner.box_filter.weight.detach()
         self.register_buffer("box_weight", weight.repeat(4, 1, 1, 1).clone(), persistent=False)
@@ -65,6 +69,7 @@ class FusedGuidedFilter(nn.Module):
         a = self.conv(torch.cat([cov_xy, var_x, hid], dim=1))
         b = mean_y - a * mean_x
         coeffs = torch.cat([a + self.residual.to(a.dtype), b], dim=1)
+        self.coefficients = coeffs
         src = src.contiguous()
         big = upsample_bilinear(coeffs, (src.shape[2], src.shape[3]))
         a_big, b_big = big.split(4, dim=1)
@@ -149,6 +154,13 @@ class FastRunner:
         self.tuner = ThreadTuner([threads] if threads else [most, 1])
         self._key: tuple | None = None
         self._skip = 0
+
+    @property
+    def coefficients(self) -> Tensor | None:
+        """The guided filter's low-resolution coefficients of the latest step (see
+        :class:`FusedGuidedFilter`), or None when the network has no deep guided filter."""
+        refiner = self.net.refiner
+        return refiner.coefficients if isinstance(refiner, FusedGuidedFilter) else None
 
     @property
     def threads(self) -> int:
