@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["Box", "HostBackground", "HostMatte", "blend", "fitted"]
+__all__ = ["Box", "Coefficients", "HostBackground", "HostMatte", "blend", "fitted"]
 
 
 def _u8(plane: np.ndarray) -> np.ndarray:
@@ -35,19 +35,21 @@ _LEVELS_A = np.float32([1.0, 1.0, 1.0, 1.0 / 255.0])
 _LEVELS_B = np.float32([255.0, 255.0, 255.0, 1.0])
 
 
-def _levels(coeffs: torch.Tensor) -> np.ndarray:
-    """``[1, 8, h, w]`` guided-filter coefficients -> ``h x w x 8`` float32 ``A`` then ``b``,
-    for frames in uint8 levels (the alpha's ``A`` over 255, the foreground's ``b`` times 255)."""
+Coefficients = tuple[np.ndarray, np.ndarray]  # the guided filter's A and b, h x w x 4 float32 each
+
+
+def _levels(coeffs: torch.Tensor) -> Coefficients:
+    """``[1, 8, h, w]`` guided-filter coefficients -> ``A`` and ``b`` (``h x w x 4`` float32
+    each, read-only) for frames in uint8 levels (the alpha's ``A`` over 255, the foreground's
+    ``b`` times 255)."""
     planes = coeffs[0].float().permute(1, 2, 0).numpy()
-    out = planes * np.concatenate([_LEVELS_A, _LEVELS_B])
-    out.flags.writeable = False
+    out = (planes[..., :4] * _LEVELS_A, planes[..., 4:] * _LEVELS_B)
+    for x in out:
+        x.flags.writeable = False
     return out
 
 
 _GREY = np.float32([[1 / 3, 1 / 3, 1 / 3]])  # the guided filter's grey: the channels' mean
-_TOP = (255.0, 255.0, 255.0, 1.0)  # the foreground's top level, the alpha's
-
-
 Box = tuple[int, int, int, int]  # top, bottom, left, right (bottom and right excluded)
 LEAST_BOX = 8  # pixels each way; OpenCV takes planes of one column and up to 4 rows for scalars
 
@@ -104,7 +106,7 @@ class HostMatte:
 
     def _set(self, pha: np.ndarray, offset: np.ndarray, size: tuple[int, int], box: Box) -> None:
         self.size, self.box = size, box
-        self.coeffs: np.ndarray | None = None
+        self.coeffs: Coefficients | None = None
         self.offset = offset
         self.pha = pha
         self.inverse = cv2.subtract(1.0, pha)
@@ -159,7 +161,7 @@ class HostMatte:
         return cls.from_planes(cv2.extractChannel(stack, 3), offset, size, box)
 
     @classmethod
-    def guided(cls, frame: np.ndarray, coeffs: np.ndarray, box: Box | None = None) -> HostMatte:
+    def guided(cls, frame: np.ndarray, coeffs: Coefficients, box: Box | None = None) -> HostMatte:
         """The guided filter's last step on a frame: a matte from low-resolution coefficients
         (:attr:`coeffs`, e.g. another frame's carried along the motion) resized to the frame and
         applied to its own pixels, over ``box`` (None: the whole frame).
@@ -169,34 +171,31 @@ class HostMatte:
 
         Args:
             frame: ``H x W x 3`` uint8 RGB.
-            coeffs: ``h x w x 8`` float32 ``A`` then ``b`` in levels (see :attr:`coeffs`).
+            coeffs: ``A`` and ``b`` at low resolution, in levels (see :attr:`coeffs`).
             box: the part of the frame the matte covers; outside it the alpha is 0.
         """
         height, width = frame.shape[:2]
         box = (0, height, 0, width) if box is None else box
         top, bottom, left, right = box
-        low_h, low_w = coeffs.shape[:2]
+        low_h, low_w = coeffs[0].shape[:2]
         sx, sy = low_w / width, low_h / height
         # Bilinear with pixel centres aligned (as the network resizes), from the box's corner.
         where = np.float32([[sx, 0, (left + 0.5) * sx - 0.5], [0, sy, (top + 0.5) * sy - 0.5]])
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         a, b = (
             cv2.warpAffine(
-                np.ascontiguousarray(coeffs[..., i : i + 4]),
-                where,
-                (right - left, bottom - top),
-                flags=flags,
-                borderMode=cv2.BORDER_REPLICATE,
+                x, where, (right - left, bottom - top), flags=flags, borderMode=cv2.BORDER_REPLICATE
             )
-            for i in (0, 4)
+            for x in coeffs
         )
         src = frame[top:bottom, left:right].astype(np.float32)
         guide = cv2.cvtColor(src, cv2.COLOR_RGB2RGBA)  # the grey goes in the fourth channel
         cv2.insertChannel(cv2.transform(src, _GREY), guide, 3)
-        out = cv2.multiply(a, guide)
-        out = cv2.max(cv2.min(cv2.add(out, b, dst=out), _TOP, dst=out), 0.0, dst=out)
+        out = cv2.add(cv2.multiply(a, guide), b)
+        # The foreground is left unclamped: compositing adds the offset with saturation.
+        pha = cv2.max(cv2.min(cv2.extractChannel(out, 3), 1.0), 0.0)
         offset = cv2.subtract(cv2.cvtColor(out, cv2.COLOR_BGRA2BGR), src)
-        return cls.from_planes(cv2.extractChannel(out, 3), offset, (height, width), box)
+        return cls.from_planes(pha, offset, (height, width), box)
 
     @property
     def whole(self) -> bool:

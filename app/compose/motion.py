@@ -32,7 +32,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.compose.host import Box, HostMatte, fitted
+from app.compose.host import Box, Coefficients, HostMatte, fitted
 
 __all__ = ["THUMB_WIDTH", "MotionCarrier", "thumbnail"]
 
@@ -144,16 +144,15 @@ class MotionCarrier:
         small_map = flow * scale + (self._grid[1] - np.float32(origin))
         return cv2.resize(small_map, (width, height), interpolation=cv2.INTER_LINEAR)
 
-    def _coefficients(self, coeffs: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    def _coefficients(self, coeffs: Coefficients, flow: np.ndarray) -> Coefficients:
         """Low-resolution coefficients (:attr:`~app.compose.host.HostMatte.coeffs`) resampled
         along a thumbnail ``flow``, at their own size."""
-        return cv2.remap(
-            coeffs,
-            self._map(flow, coeffs.shape[:2]),
-            None,
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
+        where = self._map(flow, coeffs[0].shape[:2])
+        a, b = (
+            cv2.remap(x, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            for x in coeffs
         )
+        return a, b
 
     def carry(self, matte: HostMatte, flow: np.ndarray) -> HostMatte:
         """The matte (its alpha and its foreground offset) resampled along ``flow`` (from
@@ -224,10 +223,11 @@ class MotionCarrier:
             ]
             box = _union([_reach(m, flow) for m, flow in flows], size)
             weights = [w for _, w in sides]
-            low = {None if m.coeffs is None else m.coeffs.shape for m, _ in flows}
+            low = {None if m.coeffs is None else m.coeffs[0].shape for m, _ in flows}
             if frame is not None and len(low) == 1 and None not in low:
-                coeffs = [self._coefficients(m.coeffs, flow) for m, flow in flows]
-                return HostMatte.guided(frame, _blended(coeffs, weights), box)
+                carried = [self._coefficients(m.coeffs, flow) for m, flow in flows]
+                a, b = (_blended([c[i] for c in carried], weights) for i in (0, 1))
+                return HostMatte.guided(frame, (a, b), box)
             stacks = [self._resample(m, flow, box) for m, flow in flows]
             return HostMatte.from_stack(_blended(stacks, weights), size, box)
         if len(sides) == 1:
