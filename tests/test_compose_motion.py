@@ -308,3 +308,33 @@ def test_guided_matte_takes_its_edge_from_the_frame():
     matte = HostMatte.guided(frame, held.coeffs)
     assert np.abs(matte.pha - alpha).max() < 1.0 / (light - dark)  # one grey level
     assert np.abs(matte.offset).max() < 0.01
+
+
+def test_flow_is_estimated_only_where_the_person_can_be():
+    start, end = (200.0, 170.0), (207.0, 175.0)
+    frame0, alpha0 = _scene(*start)
+    frame1, _ = _scene(*end)
+    matte = _matte(frame0, alpha0)
+    target, source = thumbnail(frame1), thumbnail(frame0)
+    carrier = MotionCarrier()
+    region = carrier._region([matte], target.shape)
+    # The disc covers columns 130-270 and rows 100-240 of the 480x360 frame: 65-135.5 and
+    # 50-120.5 of the 240x180 thumbnail, widened by 0.15 of its width (36 px) and snapped
+    # outwards to 8 px.
+    assert region == (8, 160, 24, 176)
+    flow = carrier.flow(target, source, region)
+    top, bottom, left, right = region
+    outside = np.ones(target.shape, bool)
+    outside[top:bottom, left:right] = False
+    assert not flow[outside].any()
+    inside = cv2.resize(alpha0, target.shape[::-1], interpolation=cv2.INTER_AREA) > 0.99
+    half = np.float32([start[0] - end[0], start[1] - end[1]]) / 2  # in thumbnail pixels
+    assert np.abs(np.median(flow[inside], axis=0) - half).max() < 0.25
+    carried = carrier.between(target, (matte, source), None, 0.0)
+    cx, cy = _centre(carried.alpha_u8())
+    assert abs(cx - end[0]) <= 1.0 and abs(cy - end[1]) <= 1.0
+    # Nobody in the matte, or no margin set: the whole thumbnail.
+    empty = _matte(frame0, np.zeros_like(alpha0))
+    assert carrier._region([empty], target.shape) is None
+    carrier.region_margin = None
+    assert carrier._region([matte], target.shape) is None

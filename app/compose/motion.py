@@ -22,7 +22,10 @@ motion) the other usually can. A frame within a fifth of the interval of one of 
 alone: on footage A with a matte on every 7th frame the alpha's edge error stays the same (4.37
 against 4.42 levels) for 3% more flicker and a fifth less time. The alpha and the offset travel
 together as one four-channel float array, and only over the box the person can have reached (the
-matte's extent widened by the longest flow step): the empty room costs nothing. Everything is
+matte's extent widened by the longest flow step): the empty room costs nothing. The flow itself
+is estimated only over the people's extents widened by 0.15 of the thumbnail's width and by how
+far frames carried onward have moved since the matte: on footage A a tenth less carrying time for
+the same edge error (replayed with a matte every 4th frame: 12.97 against 13.00). Everything is
 OpenCV work, about 7 ms per carried matte for a 960x720 frame on an idle core of a recent CPU
 (thumbnail, flow, resampling), 11 ms on an older AVX2 one.
 """
@@ -45,6 +48,10 @@ DESCENT_STEPS = 16
 # A frame this near one of its two mattes (as a fraction of the time between them) is given that
 # matte alone when following the motion: the farther one adds little there and costs a flow.
 LEAST_WEIGHT = 0.2
+# Flow is estimated only over the part of the thumbnail the person can be in: the extents of the
+# mattes carried, widened by this fraction of the thumbnail's width each way (snapped to SNAP px).
+REGION_MARGIN = 0.15
+SNAP = 8
 
 
 def thumbnail(frame: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
@@ -60,15 +67,22 @@ def thumbnail(frame: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
     height, full = frame.shape[:2]
     width = min(width, full)
     size = (width, max(1, round(height * width / full)))
-    small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    # Grey first: averaging one plane instead of three takes half the time (0.6 against 1.3 ms
+    # for a 960x720 frame), within a level of the other order.
+    return cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA)
 
 
 class MotionCarrier:
     """Moves prepared mattes (:class:`~app.compose.host.HostMatte`) onto other frames.
 
     Not for concurrent use: one carrier serves one compositing thread.
+
+    Attributes:
+        region_margin: flow is estimated over the people's extents widened by this fraction of
+            the thumbnail's width (None: over the whole thumbnail).
     """
+
+    region_margin: float | None = REGION_MARGIN
 
     def __init__(self) -> None:
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
@@ -81,21 +95,58 @@ class MotionCarrier:
         # flow from the frame to the matte), to follow the motion from there (see ``_onward``).
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def flow(self, target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    def flow(self, target: np.ndarray, source: np.ndarray, region: Box | None = None) -> np.ndarray:
         """Per pixel of the ``target`` thumbnail, where it was in the ``source`` thumbnail.
 
         Args:
             target: thumbnail of the frame to composite.
             source: thumbnail of the matted frame (same size).
+            region: the part of the thumbnails to estimate it over (thumbnail pixels); outside
+                it the flow is 0. None: all of it.
 
         Returns:
             ``h x w x 2`` float32 displacement in thumbnail pixels.
         """
         if target.shape != source.shape:
             raise ValueError("The two thumbnails must have the same size.")
-        return self._dis.calc(target, source, None)
+        if region is None or region == (0, target.shape[0], 0, target.shape[1]):
+            return self._dis.calc(target, source, None)
+        top, bottom, left, right = region
+        out = np.zeros((*target.shape, 2), np.float32)
+        out[top:bottom, left:right] = self._dis.calc(
+            np.ascontiguousarray(target[top:bottom, left:right]),
+            np.ascontiguousarray(source[top:bottom, left:right]),
+            None,
+        )
+        return out
 
-    def _onward(self, target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    def _region(
+        self, mattes: list[HostMatte], shape: tuple[int, ...], travelled: float = 0.0
+    ) -> Box | None:
+        """The part of a thumbnail of ``shape`` the people of ``mattes`` can be in: their extents
+        widened by :attr:`region_margin` and by how far the motion carried them already
+        (``travelled``, thumbnail pixels), or None for the whole thumbnail."""
+        if self.region_margin is None:
+            return None
+        height, width = shape[:2]
+        extents = [m.extent() for m in mattes]
+        extents = [e for e in extents if e[1] > e[0]]
+        if not extents:
+            return None
+        sy, sx = height / mattes[0].size[0], width / mattes[0].size[1]
+        margin = self.region_margin * width + travelled
+        top = min(e[0] for e in extents) * sy - margin
+        bottom = max(e[1] for e in extents) * sy + margin
+        left = min(e[2] for e in extents) * sx - margin
+        right = max(e[3] for e in extents) * sx + margin
+        top, left = (max(0, int(v) // SNAP * SNAP) for v in (top, left))
+        bottom = min(height, -(-int(np.ceil(bottom)) // SNAP) * SNAP)
+        right = min(width, -(-int(np.ceil(right)) // SNAP) * SNAP)
+        return (top, bottom, left, right)
+
+    def _onward(
+        self, target: np.ndarray, source: np.ndarray, region: Box | None = None
+    ) -> np.ndarray:
         """:meth:`flow` from ``target`` to an earlier matted frame, through the last frame carried
         from that matte: the motion from that frame to ``target`` (a frame or a few) is measured
         and the flow that frame already had is followed from where each pixel was.
@@ -106,11 +157,11 @@ class MotionCarrier:
         """
         last = self._last
         if last is None or last[0] is not source or last[1].shape != target.shape:
-            flow = self.flow(target, source)
+            flow = self.flow(target, source, region)
         elif last[1] is target:
             flow = last[2]
         else:
-            step = self.flow(target, last[1])
+            step = self.flow(target, last[1], region)
             if self._pixels is None or self._pixels.shape[:2] != target.shape:
                 ys, xs = np.indices(target.shape, dtype=np.float32)
                 self._pixels = np.dstack([xs, ys])
@@ -217,8 +268,14 @@ class MotionCarrier:
         if target is not None:
             if len(sides) == 2 and min(weight, 1.0 - weight) < LEAST_WEIGHT:
                 sides = [max(sides, key=lambda side: side[1])]
+            last = self._last
+            travelled = 0.0  # how far frames carried onward from ``before`` have moved already
+            onward = any(side is before for side, _ in sides)
+            if onward and last is not None and last[0] is before[1]:
+                travelled = max(_steps(last[2]))
+            region = self._region([side[0] for side, _ in sides], target.shape, travelled)
             flows = [
-                (side[0], (self._onward if side is before else self.flow)(target, side[1]))
+                (side[0], (self._onward if side is before else self.flow)(target, side[1], region))
                 for side, _ in sides
             ]
             box = _union([_reach(m, flow) for m, flow in flows], size)
@@ -254,10 +311,15 @@ def _reach(matte: HostMatte, flow: np.ndarray) -> Box:
     if bottom <= top:
         return fitted((0, 0, 0, 0), matte.size)
     height, width = matte.size
-    step_x, step_y = (max(-low, high) for low, high, *_ in map(cv2.minMaxLoc, cv2.split(flow)))
+    step_x, step_y = _steps(flow)
     reach_x = int(np.ceil(step_x * width / flow.shape[1])) + 2
     reach_y = int(np.ceil(step_y * height / flow.shape[0])) + 2
     return fitted((top - reach_y, bottom + reach_y, left - reach_x, right + reach_x), matte.size)
+
+
+def _steps(flow: np.ndarray) -> tuple[float, float]:
+    """The longest step of ``flow`` along x and along y."""
+    return tuple(max(-low, high) for low, high, *_ in map(cv2.minMaxLoc, cv2.split(flow)))
 
 
 def _union(boxes: list[Box], size: tuple[int, int]) -> Box:
