@@ -4,8 +4,10 @@ When matting runs slower than the camera, most frames go out with a matte made f
 Pasted as it is, that matte trails every moving hand or head by the matting interval: the room
 shows through behind the motion and the moving edge is cut off. Here the matte is moved with the
 picture instead: dense optical flow (OpenCV's DIS) between small grey thumbnails of the two frames
-tells, for every pixel of the frame to composite, where that pixel was in the matted frame; the
-alpha and the foreground offset are resampled from there.
+tells, for every pixel of the frame to composite, where that pixel was in the matted frame. What
+is resampled from there is the network's deep guided filter at low resolution (its coefficients
+``A`` and ``b``), which is then applied to the frame's own pixels, so the edge follows the frame's
+picture; mattes without coefficients have their alpha and foreground offset resampled instead.
 
 DIS runs down to the thumbnail's full resolution (its ultrafast preset stops at a quarter and
 measures a 9 px motion as 7.7 px; stopping at half still missed enough of a moving edge to show as
@@ -20,14 +22,14 @@ Between two matted frames (``before`` and ``after``) a frame is given both matte
 blended by how near it is to each in time: what one of them cannot see (a region uncovered by the
 motion) the other usually can. A frame within a fifth of the interval of one of them gets that one
 alone: on footage A with a matte on every 7th frame the alpha's edge error stays the same (4.37
-against 4.42 levels) for 3% more flicker and a fifth less time. The alpha and the offset travel
-together as one four-channel float array, and only over the box the person can have reached (the
-matte's extent widened by the longest flow step): the empty room costs nothing. The flow itself
+against 4.42 levels) for 3% more flicker and a fifth less time. The matte is made only over the
+box the person can have reached (the matte's extent widened by the longest flow step): the empty
+room costs nothing. The flow itself
 is estimated only over the people's extents widened by 0.15 of the thumbnail's width and by how
 far frames carried onward have moved since the matte: on footage A a tenth less carrying time for
 the same edge error (replayed with a matte every 4th frame: 12.97 against 13.00). Everything is
-OpenCV work, about 7 ms per carried matte for a 960x720 frame on an idle core of a recent CPU
-(thumbnail, flow, resampling), 11 ms on an older AVX2 one.
+OpenCV work, about 9-10 ms per carried 960x720 frame on an idle core of a 2-core Zen 4 EPYC
+(thumbnail, flow, resampling, the guided step), 20-22 ms there beside the network and an encoder.
 """
 
 from __future__ import annotations
