@@ -310,6 +310,31 @@ def test_guided_matte_takes_its_edge_from_the_frame():
     assert np.abs(matte.offset).max() < 0.01
 
 
+def test_guided_matte_composites_its_own_foreground_and_others_through_the_offset():
+    frame = _texture(4, HEIGHT, WIDTH)
+    other = _texture(5, HEIGHT, WIDTH)
+    # Foreground 1.1 src + 0.1 (saturating above 255 on the bright pixels), alpha 0.6 everywhere.
+    coeffs = _coefficients([1.1, 1.1, 1.1, 0.0], [0.1, 0.1, 0.1, 0.6], (12, 16))
+    held = HostMatte(
+        frame, torch.zeros(1, 3, HEIGHT, WIDTH), torch.zeros(1, 1, HEIGHT, WIDTH), coeffs
+    )
+    top, bottom, left, right = box = (40, 300, 100, 420)
+    matte = HostMatte.guided(frame, held.coeffs, box)
+    assert matte.alpha.dtype == np.uint8 and np.all(matte.alpha == 153)
+    fg = np.clip(1.1 * frame.astype(np.float32) + 25.5, 0, 255)[top:bottom, left:right]
+    assert fg.max() == 255  # the saturated pixels are part of the check
+    background = np.full_like(frame, 30)
+    for image, expected_fg in ((frame, fg), (other, None)):
+        if expected_fg is None:  # another frame: its own pixels plus the guided frame's offset
+            offset = fg.round() - frame[top:bottom, left:right]
+            expected_fg = np.clip(other[top:bottom, left:right] + offset, 0, 255)
+        out = blend(image, matte, background).astype(np.float32)
+        inside = 0.6 * expected_fg + 0.4 * 30
+        assert np.abs(out[top:bottom, left:right] - inside).max() <= 1.0
+        out[top:bottom, left:right] = 30
+        assert np.all(out == 30)
+
+
 def test_flow_is_estimated_only_where_the_person_can_be():
     start, end = (200.0, 170.0), (207.0, 175.0)
     frame0, alpha0 = _scene(*start)

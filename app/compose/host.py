@@ -29,21 +29,15 @@ def _hwc_u8(x: torch.Tensor) -> np.ndarray:
     return cv2.merge([_u8(p) for p in planes])
 
 
-# From the network's coefficients (0..1 images) to coefficients of uint8 levels: the foreground
-# ``A * src + 255 b`` in levels, the alpha ``A / 255 * grey + b`` in 0..1.
-_LEVELS_A = np.float32([1.0, 1.0, 1.0, 1.0 / 255.0])
-_LEVELS_B = np.float32([255.0, 255.0, 255.0, 1.0])
-
-
 Coefficients = tuple[np.ndarray, np.ndarray]  # the guided filter's A and b, h x w x 4 float32 each
 
 
 def _levels(coeffs: torch.Tensor) -> Coefficients:
     """``[1, 8, h, w]`` guided-filter coefficients -> ``A`` and ``b`` (``h x w x 4`` float32
-    each, read-only) for frames in uint8 levels (the alpha's ``A`` over 255, the foreground's
-    ``b`` times 255)."""
+    each, read-only) for frames in uint8 levels: ``A * guide + b`` gives the foreground and the
+    alpha in levels (``b`` times 255)."""
     planes = coeffs[0].float().permute(1, 2, 0).numpy()
-    out = (planes[..., :4] * _LEVELS_A, planes[..., 4:] * _LEVELS_B)
+    out = (np.ascontiguousarray(planes[..., :4]), planes[..., 4:] * np.float32(255.0))
     for x in out:
         x.flags.writeable = False
     return out
@@ -74,7 +68,9 @@ class HostMatte:
     The planes (``pha``, ``inverse``, ``alpha``, ``offset``) cover the frame's ``box``: the
     whole frame for a matte made from the network's output; for a matte carried to another frame,
     only the part the person can have reached (outside it the alpha and the offset are 0), so
-    that carrying and compositing touch no pixel of the empty room.
+    that carrying and compositing touch no pixel of the empty room. A matte made on a frame by
+    the guided step (:meth:`guided`) serves that frame alone and keeps its foreground itself
+    (:attr:`fgr`, uint8 over ``box``); its offset is made only when asked for.
 
     Args:
         src: the matted frame ``H x W x 3`` uint8 RGB.
@@ -104,17 +100,46 @@ class HostMatte:
         if coeffs is not None:
             self.coeffs = _levels(coeffs)
 
-    def _set(self, pha: np.ndarray, offset: np.ndarray, size: tuple[int, int], box: Box) -> None:
+    def _set(
+        self,
+        pha: np.ndarray,
+        offset: np.ndarray | None,
+        size: tuple[int, int],
+        box: Box,
+        alpha: np.ndarray | None = None,
+    ) -> None:
         self.size, self.box = size, box
         self.coeffs: Coefficients | None = None
-        self.offset = offset
+        self.fgr: np.ndarray | None = None
+        self._frame: np.ndarray | None = None
+        self._offset = offset
         self.pha = pha
         self.inverse = cv2.subtract(1.0, pha)
-        self.alpha = _u8(pha)
+        self.alpha = _u8(pha) if alpha is None else alpha
         self.alpha.flags.writeable = False  # shared by every frame composited with this matte
         self._alphas: dict[bool, np.ndarray] = {}
         self._stack: tuple[np.ndarray, Box] | None = None
         self._extent: Box | None = None
+
+    @property
+    def offset(self) -> np.ndarray:
+        """The foreground offset ``fgr - src`` in levels over :attr:`box` (``h x w x 3``; int16
+        from the network's output or the guided step, float32 once resampled)."""
+        if self._offset is None:  # a guided matte: its foreground less its frame's pixels
+            top, bottom, left, right = self.box
+            part = self._frame[top:bottom, left:right]
+            self._offset = cv2.subtract(self.fgr, part, dtype=cv2.CV_16S)
+        return self._offset
+
+    def foreground(self, frame: np.ndarray) -> np.ndarray:
+        """The foreground over :attr:`box` for ``frame`` (``H x W x 3`` uint8): the matte's own
+        when it was made on that frame by the guided step, else the frame's pixels with the
+        offset added (saturated)."""
+        if self.fgr is not None and frame is self._frame:
+            return self.fgr
+        top, bottom, left, right = self.box
+        part = frame if self.whole else frame[top:bottom, left:right]
+        return cv2.add(part, self.offset, dtype=cv2.CV_8U)
 
     @classmethod
     def from_planes(
@@ -168,6 +193,8 @@ class HostMatte:
 
         The coefficients are smooth; the alpha's edge comes from the frame's own picture, so it
         lands where the frame shows it even when the coefficients were carried a little short.
+        The foreground and the alpha come out in uint8 levels (the alpha's ``pha`` is
+        ``alpha / 255``); compositing ``frame`` takes the foreground as it is.
 
         Args:
             frame: ``H x W x 3`` uint8 RGB.
@@ -191,11 +218,15 @@ class HostMatte:
         src = frame[top:bottom, left:right].astype(np.float32)
         guide = cv2.cvtColor(src, cv2.COLOR_RGB2RGBA)  # the grey goes in the fourth channel
         cv2.insertChannel(cv2.transform(src, _GREY), guide, 3)
-        out = cv2.add(cv2.multiply(a, guide), b)
-        # The foreground is left unclamped: compositing adds the offset with saturation.
-        pha = cv2.max(cv2.min(cv2.extractChannel(out, 3), 1.0), 0.0)
-        offset = cv2.subtract(cv2.cvtColor(out, cv2.COLOR_BGRA2BGR), src)
-        return cls.from_planes(pha, offset, (height, width), box)
+        # One pass from the products to uint8 (saturated): the foreground and the alpha in
+        # levels. Against float planes and an offset added back when compositing, the guided
+        # step and the blend of a 960x720 frame take 3.9 instead of 5.5 ms (within a level).
+        out = cv2.add(cv2.multiply(a, guide, dst=a), b, dtype=cv2.CV_8U)
+        alpha = cv2.extractChannel(out, 3)
+        matte = cls.__new__(cls)
+        matte._set(alpha * np.float32(1 / 255), None, (height, width), box, alpha)
+        matte.fgr, matte._frame = cv2.cvtColor(out, cv2.COLOR_RGBA2RGB), frame
+        return matte
 
     @property
     def whole(self) -> bool:
@@ -307,7 +338,7 @@ def blend(
         return cv2.flip(frame, 1) if mirror else frame.copy()
     top, bottom, left, right = matte.box
     part = frame if matte.whole else frame[top:bottom, left:right]
-    fg = cv2.add(part, matte.offset, dtype=cv2.CV_8U) if use_fgr else part
+    fg = matte.foreground(frame) if use_fgr else part
     if rgba:
         out = np.dstack([fg, matte.alpha])
         if not matte.whole:
