@@ -13,7 +13,7 @@ import torch
 from app.capture.base import Frame
 from app.compose.align import FrameAligner
 from app.compose.host import HostMatte
-from app.compose.live import ComposeHooks, ComposeWorker
+from app.compose.live import ALIGNED_DEPTH, ComposeHooks, ComposeWorker
 from app.matting.engine import Matte
 from app.matting.worker import Matted, Progress
 from app.settings import Settings
@@ -169,14 +169,14 @@ class _Matting:
         return None
 
 
-def test_a_camera_frame_arriving_while_released_frames_go_out_is_queued_not_dropped():
+def test_camera_frames_arriving_while_released_frames_go_out_are_queued_not_dropped():
     start = time.monotonic() - 0.1  # frame 3 was taken just now, 1 and 2 are not late yet
-    frames = [Frame(f.image, f.index, start + f.t_capture) for f in _frames(6)]
+    frames = [Frame(f.image, f.index, start + f.t_capture) for f in _frames(7)]
     height, width = frames[3].image.shape[:2]
     colour = torch.zeros(1, 3, height, width)
     matte = Matte(colour, colour, torch.ones(1, 1, height, width), 1.0)
     matting = _Matting(Matted(frames[3], matte))
-    slot: LatestSlot[Frame] = LatestSlot()
+    slot: LatestSlot[Frame] = LatestSlot(depth=ALIGNED_DEPTH)
     hooks = ComposeHooks(send=lambda *a: None, on_frame=None, apply_changes=Settings, live=bool)
     worker = ComposeWorker(slot, matting, None, hooks, threading.Event())  # type: ignore[arg-type]
     for f in frames[1:3]:
@@ -184,10 +184,11 @@ def test_a_camera_frame_arriving_while_released_frames_go_out_is_queued_not_drop
     went = []
     for f, _ in worker._aligned(frames[3]):  # the matte of frame 3 releases frames 1 to 3
         went.append(f.index)
-        if f.index == 1:
-            slot.put(frames[4])  # the camera delivers while frame 1 goes out ...
+        if f.index == 1:  # the camera delivers twice while frame 1 goes out (a slow frame) ...
+            assert not slot.put(frames[4]) and not slot.put(frames[5])
         elif f.index == 2:
-            assert not slot.put(frames[5]), "frame 4 was still in the capture hand-off"
+            assert not slot.pending, "frames 4 and 5 were still in the capture hand-off"
+            slot.put(frames[6])
     assert went == [1, 2, 3]
-    assert matting.offered == [1, 2, 3, 4, 5]
-    assert slot.dropped == 0 and worker._aligner.waiting  # 4 and 5 wait for the next matte
+    assert matting.offered == [1, 2, 3, 4, 5, 6]
+    assert slot.dropped == 0 and worker._aligner.waiting  # 4 to 6 wait for the next matte

@@ -17,6 +17,7 @@ import pytest
 from app.capture import FrameSource, Requested, SourceError, register_source
 from app.capture.synthetic import make_clip
 from app.cli import main
+from app.compose.live import ALIGNED_DEPTH
 from app.media.video import read_video
 from app.pipeline import Pipeline, PipelineError
 from app.settings import Background, Settings
@@ -134,6 +135,7 @@ def test_smooth_mode_outputs_camera_frames_between_mattes(no_leftover_threads) -
     assert len(packets) == 45
     assert st.frames_matted < st.frames_out, "matting is slower than the camera here"
     assert len({p.index for p in packets}) == 45
+    assert pipeline._live.slot.depth == 1  # the newest camera frame, never an older one
 
 
 def test_ctrl_c_finalises_the_recording(tmp_path: Path) -> None:
@@ -356,6 +358,7 @@ def test_aligned_mode_sends_every_camera_frame_in_order(no_leftover_threads, mon
     times = [p.t_capture for p in packets]
     assert times == sorted(times) and len(set(times)) == 40
     assert all(p.composite.shape == (480, 640, 3) for p in packets)
+    assert pipeline._live.slot.depth == ALIGNED_DEPTH  # frames kept through a burst
     assert any((p.alpha == 255).any() and (p.alpha == 0).any() for p in packets)
 
 

@@ -1,4 +1,4 @@
-"""The one-item mailbox between pipeline stages."""
+"""The small mailbox between pipeline stages."""
 
 from __future__ import annotations
 
@@ -19,6 +19,31 @@ def test_newest_item_wins_and_overwrites_count_as_drops() -> None:
     assert slot.get(timeout=0.01) is None
     assert slot.put(4) is False  # the previous item was taken: nothing dropped
     assert slot.dropped == 2
+
+
+def test_a_deeper_slot_keeps_the_newest_items_in_order_and_drops_the_oldest() -> None:
+    slot: LatestSlot[int] = LatestSlot(depth=3)
+    assert [slot.put(i) for i in range(5)] == [False, False, False, True, True]
+    assert slot.dropped == 2
+    assert [slot.get(timeout=0) for _ in range(4)] == [2, 3, 4, None]
+    for i in range(3):
+        slot.put(10 + i)
+    slot.depth = 1  # made shallower: only the newest stays
+    assert slot.dropped == 4
+    assert slot.get(timeout=0) == 12 and slot.get(timeout=0) is None
+    with pytest.raises(ValueError, match="at least one"):
+        slot.depth = 0
+
+
+def test_blocking_put_into_a_deeper_slot_waits_only_when_it_is_full() -> None:
+    slot: LatestSlot[int] = LatestSlot(depth=2)
+    slot.put(1, block=True, timeout=0)
+    slot.put(2, block=True, timeout=0)
+    with pytest.raises(TimeoutError):
+        slot.put(3, block=True, timeout=0.01)
+    assert slot.get(timeout=0) == 1
+    slot.put(3, block=True, timeout=0)
+    assert [slot.get(timeout=0), slot.get(timeout=0)] == [2, 3] and slot.dropped == 0
 
 
 def test_peek_shows_the_latest_item_without_taking_it() -> None:
