@@ -7,11 +7,13 @@ CaptureThread ---camera frame---> ComposeWorker ---newest frame---> MattingWorke
                                                           virtual camera, recorder; on_frame
 ```
 
-Each stage runs on its own thread and hands over only the newest item, so a slow stage drops
-frames instead of queueing them. Settings changes given to :meth:`Pipeline.update` are applied by
-the threads that own what changes: the matting thread reloads the engine, the compose thread
-switches the source, the background and the outputs. The stages live in their own modules; this
-one only builds them, starts and stops them, and gathers their statistics.
+Each stage runs on its own thread and hands over only the newest items (a camera frame, or in
+aligned sync the last three, which the compose thread takes between the frames it sends out in a
+burst), so a slow stage drops frames instead of queueing them. Settings changes given to
+:meth:`Pipeline.update` are applied by the threads that own what changes: the matting thread
+reloads the engine, the compose thread switches the source, the background and the outputs. The
+stages live in their own modules; this one only builds them, starts and stops them, and gathers
+their statistics.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The capture thread: reads a source continuously and offers each frame to the next stage.
 
-With a real-time source the newest frame wins (a slow consumer makes frames drop, counted by the
-slot). With ``pace="none"`` every frame is handed over in order. A live source that stops
-delivering is closed and re-opened with growing pauses until frames flow again.
+With a real-time source the newest frames win (the slot holds as many as its consumer asked for;
+a slow consumer makes the older ones drop, counted by the slot). With ``pace="none"`` every frame
+is handed over in order. A live source that stops delivering is closed and re-opened with growing
+pauses until frames flow again.
 """
 
 from __future__ import annotations

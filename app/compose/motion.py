@@ -27,8 +27,8 @@ box the person can have reached (the matte's extent widened by the longest flow 
 room costs nothing. The flow itself is estimated only over the people's extents widened by 0.15
 of the thumbnail's width and by how far frames carried onward have moved since the matte: on
 footage A a tenth less carrying time for the same edge error (replayed with a matte every 4th
-frame: 12.97 against 13.00). Everything is OpenCV work, about 9-10 ms per carried 960x720 frame
-on an idle core of a 2-core Zen 4 EPYC (thumbnail, flow, resampling, the guided step), 20-22 ms
+frame: 12.97 against 13.00). Everything is OpenCV work, about 8 ms per carried 960x720 frame on
+an idle core of a 2-core Zen 4 EPYC (thumbnail, flow, resampling, the guided step), 17-21 ms
 there beside the network and an encoder.
 """
 
