@@ -331,13 +331,12 @@ class ComposeWorker:
         if newest is not None:
             aligner.add_matte(self._cache_of(newest))
         released = aligner.ready(time.monotonic(), self._matting.progress(), self._cost)
-        for i, (f, before, after) in enumerate(released):
-            if i:
-                self._queue_waiting()
+        for f, before, after in released:
             start = time.monotonic()
             yield f, self._carried(f, before, after)
             # Back from delivering it: what going out costs, for the next frames' waits.
             self._cost += 0.1 * (time.monotonic() - start - self._cost)
+            self._queue_waiting()
 
     def _queue_waiting(self) -> None:
         """Queues the camera frames waiting in the capture hand-off (aligned sync)."""
